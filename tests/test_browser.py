@@ -1,0 +1,135 @@
+"""The rendered book in a real browser (Debian's chromium, headless, driven by Playwright).
+
+For every page of _build/html, served on 127.0.0.1 with every other address blocked (no network):
+equations are typeset by the locally served MathJax (no raw TeX left in the visible text), every image
+loads, and the console shows no JavaScript errors. Screenshots land in _build/screenshots/.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+RAW_TEX = ("\\[", "\\]", "$$", "\\begin{", "\\(", "\\frac", "\\mathbf")
+# Console messages that are not errors of the book's content, each with its reason:
+BENIGN = (
+    "net::ERR_BLOCKED_BY_CLIENT",  # a request to another host, blocked by this test (no network)
+    "Failed to load resource",  # the same, as Chromium reports it
+    # sphinx-thebe 0.3.1 (pulled in by jupyter-book 1) emits its inline config script twice; the
+    # second copy re-declares a const. Live code is off in this book, so nothing depends on it.
+    "Identifier 'THEBE_JS_URL' has already been declared",
+    # pydata-sphinx-theme logs this on a first visit, when no light/dark choice is stored yet.
+    "Got invalid theme mode",
+)
+
+pytestmark = pytest.mark.browser
+
+
+def chromium_path():
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def pages():
+    if not HTML.is_dir():
+        return []
+    skip = {"genindex.html", "search.html", "index.html"}
+    return sorted(str(p.relative_to(HTML)) for p in HTML.rglob("*.html")
+                  if "_static" not in p.parts and "_sources" not in p.parts and p.name not in skip)
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    if path is None:
+        pytest.fail("chromium is not installed: `apt-get install chromium` (bash .ci/test does this as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=path,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+def _record(errors, message):
+    if not any(b in message for b in BENIGN):
+        errors.append(message)
+
+
+def test_there_are_pages_to_check():
+    assert HTML.joinpath("index.html").is_file(), "build the book first: bash .ci/book"
+    assert len(pages()) >= 3
+
+
+@pytest.mark.parametrize("page_path", pages())
+def test_page_renders_offline(page_path, server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, external = [], []
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if host in ("127.0.0.1", None) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            external.append(r.request.url)
+            r.abort("blockedbyclient")
+
+    page.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and _record(errors, m.text))
+    page.on("pageerror", lambda e: _record(errors, str(e)))
+    page.goto(f"{server}/{page_path}", wait_until="load")
+
+    math_nodes = page.locator(".math").count()
+    if math_nodes:
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                               timeout=20000)
+        page.evaluate("() => MathJax.startup.promise")
+        typeset = page.locator("mjx-container").count()
+        assert typeset >= math_nodes, f"{page_path}: {math_nodes} equations, only {typeset} typeset"
+        assert page.locator("mjx-merror").count() == 0, f"{page_path}: MathJax reports a TeX error"
+    # Visible prose only: code listings may legitimately show TeX source (e.g. in docstrings).
+    text = page.evaluate(
+        "() => { const m = document.querySelector('main').cloneNode(true);"
+        " m.querySelectorAll('pre, code, .highlight, mjx-container, script').forEach(e => e.remove());"
+        " document.body.appendChild(m); const t = m.innerText; m.remove(); return t; }")
+    raw = [t for t in RAW_TEX if t in text]
+    assert not raw, f"{page_path}: raw TeX {raw} left in the visible text"
+
+    broken = page.evaluate(
+        "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.src)")
+    assert not broken, f"{page_path}: images that did not load: {broken}"
+    assert not errors, f"{page_path}: JavaScript errors: {errors}"
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / (page_path.replace("/", "__") + ".png")), full_page=False)
+    page.close()

@@ -1,0 +1,11 @@
+"""VAE from Scratch: the package behind the executable textbook.
+
+Every concept lives twice, under the same name:
+
+* ``vae_from_scratch.numpy`` -- a small, readable autograd.numpy reference (float64, pure functions);
+* ``vae_from_scratch.torch`` -- the batched, device-agnostic PyTorch version used for real training.
+
+Parity tests feed both the same float64 inputs and compare the results.
+"""
+
+__version__ = "0.1.0"
