@@ -29,7 +29,7 @@ def log_standard_normal(x):
 
     .. math:: \log p(\mathbf z) = -\tfrac12 \sum_j \left(z_j^2 + \log 2\pi\right)
     """
-    x = _check_float("x", x)
+    (x,) = _check_event("x", x)
     return -0.5 * np.sum(x**2 + LOG_2PI, axis=-1)
 
 
@@ -113,10 +113,12 @@ def sample_normal_diag(mean, log_std, eps):
 def _check_float(name, a):
     """Turn ``a`` into a float array (autograd boxes pass through); reject non-numeric input."""
     if not hasattr(a, "shape"):
-        a = np.asarray(a, dtype=float)
-    kind = np.asarray(getval(a)).dtype.kind
-    if kind not in "fiub":
-        raise ValueError(f"{name} must be a real-valued array, got dtype {np.asarray(getval(a)).dtype}")
+        a = np.asarray(a)  # no dtype= here: a list of str or complex must reach the check below
+        if a.dtype.kind in "iub":
+            a = a.astype(float)
+    dtype = np.asarray(getval(a)).dtype
+    if dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be a real-valued array, got dtype {dtype}")
     return a
 
 

@@ -19,11 +19,20 @@ def default_device(prefer=None):
     """
     name = prefer or os.environ.get(ENV_VAR, "").strip()
     if name:
-        device = torch.device(name)
+        source = "argument prefer" if prefer else f"${ENV_VAR}"
+        try:
+            device = torch.device(name)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"unknown device {name!r} (from {source}); use e.g. 'cpu', 'cuda', 'cuda:1' "
+                             "or 'mps'") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available")
+            raise ValueError(f"device {name!r} requested (from {source}) but CUDA is not available; "
+                             "ask for 'cpu' instead, or install a CUDA build of torch (see the README)")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested (from {source}) but only "
+                             f"{torch.cuda.device_count()} CUDA device(s) are visible")
         if device.type == "mps" and not _mps_available():
-            raise ValueError(f"device {name!r} requested but MPS is not available")
+            raise ValueError(f"device {name!r} requested (from {source}) but MPS is not available")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

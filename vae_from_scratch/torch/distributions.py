@@ -14,8 +14,13 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def softplus(x):
-    r"""Numerically stable :math:`\log(1 + e^{x})`."""
-    return F.softplus(x)
+    r"""Numerically stable :math:`\log(1 + e^{x})`.
+
+    ``F.softplus`` returns ``x`` itself above its ``threshold`` (default 20), an absolute error of
+    :math:`\log(1+e^{-x})`, up to 2e-9 near 20: fine in float32, but visible in float64. The threshold
+    is raised to 40 in float64, where :math:`e^{-40}` is below the rounding error of ``x``.
+    """
+    return F.softplus(x, threshold=40.0 if x.dtype == torch.float64 else 20.0)
 
 
 def log_standard_normal(x):
@@ -36,10 +41,12 @@ def bernoulli_log_likelihood(x, logits):
     r""":math:`\sum_j x_j \lambda_j - \operatorname{softplus}(\lambda_j)`: the Bernoulli log-likelihood
     of binary ``x`` from logits, finite for any finite logit (monograph eq. 1.26-1.27)."""
     _check_event(x=x, logits=logits)
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
     if not bool(((x == 0) | (x == 1)).all()):
         raise ValueError("bernoulli_log_likelihood: x must contain only 0 and 1 (binary data)")
     x = x.to(logits.dtype)
-    return (x * logits - F.softplus(logits)).sum(-1)
+    return (x * logits - softplus(logits)).sum(-1)
 
 
 def kl_normal_standard_per_dim(mean, log_std):
@@ -73,7 +80,7 @@ def sample_normal_diag(mean, log_std, eps=None, generator=None, sample_shape=())
         shape = tuple(sample_shape) + torch.broadcast_shapes(mean.shape, log_std.shape)
         eps = torch.randn(shape, generator=generator, dtype=mean.dtype, device=mean.device)
     else:
-        _check_event(mean=mean, eps=eps)
+        _check_event(mean=mean, log_std=log_std, eps=eps)
     return mean + torch.exp(log_std) * eps
 
 
