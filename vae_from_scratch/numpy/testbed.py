@@ -18,6 +18,7 @@ Data ``x`` has shape ``(..., D)``; ``W`` is ``(D, K)``.
 """
 
 import autograd.numpy as np
+from autograd.tracer import getval
 
 from .distributions import LOG_2PI, log_normal_diag, log_standard_normal
 
@@ -69,3 +70,79 @@ def _check(x, W, b):
     D = np.shape(W)[0]
     if np.shape(x)[-1] != D or np.shape(b)[-1] != D:
         raise ValueError(f"x {np.shape(x)} and b {np.shape(b)} must end in D={D} (W is {np.shape(W)})")
+
+
+# --- Gaussian approximate posteriors: the ELBO and its gap in closed form -----------------------
+
+
+def elbo_gaussian(x, W, b, log_s, mean, scale_tril):
+    r"""Exact ELBO of a Gaussian :math:`q(\mathbf z) = \mathcal N(\mathbf m, \mathbf L\mathbf L^\top)`
+    (``mean`` = :math:`\mathbf m` of shape ``(..., K)``, ``scale_tril`` = lower-triangular :math:`\mathbf L`
+    of shape ``(K, K)`` or ``(..., K, K)``; a diagonal ``L`` gives a factorized q).
+
+    Every term of monograph eq. 2.10 is a Gaussian expectation of a quadratic:
+
+    .. math::
+        \mathcal L(q) =
+        \underbrace{-\tfrac{D}{2}\log 2\pi s^2 - \frac{\lVert\mathbf x-\mathbf W\mathbf m-\mathbf b\rVert^2
+            + \lVert\mathbf W\mathbf L\rVert_F^2}{2s^2}}_{\mathbb E_q\log p(\mathbf x\mid\mathbf z)}
+        \;\underbrace{-\tfrac{K}{2}\log 2\pi - \tfrac12\big(\lVert\mathbf m\rVert^2
+            + \lVert\mathbf L\rVert_F^2\big)}_{\mathbb E_q\log p(\mathbf z)}
+        \;\underbrace{+\tfrac{K}{2}(1+\log 2\pi) + \textstyle\sum_k \log\lvert L_{kk}\rvert}_{\mathcal H(q)}
+
+    Differentiable with autograd in all of ``W, b, log_s, mean, scale_tril``; one value per data point.
+    """
+    _check(x, W, b)
+    D, K = np.shape(W)
+    L = _check_q(mean, scale_tril, K)
+    resid = x - np.einsum("dk,...k->...d", W, mean) - b
+    WL = np.einsum("dk,...kj->...dj", W, L)
+    s2 = np.exp(2.0 * log_s)
+    e_loglik = (-0.5 * D * LOG_2PI - D * log_s
+                - 0.5 * (np.sum(resid**2, axis=-1) + np.sum(WL**2, axis=(-2, -1))) / s2)
+    e_logprior = -0.5 * K * LOG_2PI - 0.5 * (np.sum(mean**2, axis=-1) + np.sum(L**2, axis=(-2, -1)))
+    entropy = 0.5 * K * (1.0 + LOG_2PI) + np.sum(np.log(np.abs(_diag(L, K))), axis=-1)
+    return e_loglik + e_logprior + entropy
+
+
+def kl_to_posterior(x, W, b, log_s, mean, scale_tril):
+    r"""Exact :math:`D_{KL}\big(\mathcal N(\mathbf m, \mathbf L\mathbf L^\top)\,\|\,p_\theta(\mathbf z\mid\mathbf x)\big)`,
+    the gap :math:`\log p_\theta(\mathbf x) - \mathcal L(q)` of monograph eq. 2.8.
+
+    With the posterior :math:`\mathcal N(\boldsymbol\mu, \boldsymbol\Lambda^{-1})`,
+    :math:`\boldsymbol\Lambda = \mathbf I + \mathbf W^\top\mathbf W/s^2` (see :func:`posterior`),
+
+    .. math::
+        D_{KL} = \tfrac12\Big(\operatorname{tr}(\boldsymbol\Lambda\mathbf L\mathbf L^\top)
+        + (\boldsymbol\mu-\mathbf m)^\top\boldsymbol\Lambda(\boldsymbol\mu-\mathbf m) - K
+        - \log\det\boldsymbol\Lambda - 2\textstyle\sum_k\log\lvert L_{kk}\rvert\Big).
+    """
+    _check(x, W, b)
+    K = np.shape(W)[1]
+    L = _check_q(mean, scale_tril, K)
+    precision = np.eye(K) + np.dot(W.T, W) * np.exp(-2.0 * log_s)
+    post_mean, _ = posterior(x, W, b, log_s)
+    diff = post_mean - mean
+    trace = np.sum(np.einsum("ij,...jk->...ik", precision, L) * L, axis=(-2, -1))
+    maha = np.einsum("...i,ij,...j->...", diff, precision, diff)
+    logdet_precision = np.linalg.slogdet(precision)[1]
+    logdet_cov_q = 2.0 * np.sum(np.log(np.abs(_diag(L, K))), axis=-1)
+    return 0.5 * (trace + maha - K - logdet_precision - logdet_cov_q)
+
+
+def _diag(L, K):
+    """Diagonal of the last two axes, autograd-friendly (no np.diagonal gradient on batched input)."""
+    return np.sum(L * np.eye(K), axis=-1)
+
+
+def _check_q(mean, scale_tril, K):
+    if np.shape(mean)[-1:] != (K,):
+        raise ValueError(f"mean must end in K={K}, got shape {np.shape(mean)}")
+    if np.ndim(scale_tril) < 2 or np.shape(scale_tril)[-2:] != (K, K):
+        raise ValueError(f"scale_tril must end in ({K}, {K}), got shape {np.shape(scale_tril)}")
+    values = getval(scale_tril)
+    if np.any(np.triu(values, 1) != 0):
+        raise ValueError("scale_tril must be lower triangular (its log-determinant is read off the diagonal)")
+    if np.any(_diag(values, K) == 0):
+        raise ValueError("scale_tril needs a non-zero diagonal (q would be degenerate)")
+    return scale_tril
