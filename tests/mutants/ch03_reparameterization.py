@@ -1,0 +1,112 @@
+"""Typical wrong answers to exercise set 3 (reparameterization); each must score less than full marks."""
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+LOG_2PI = float(onp.log(2.0 * onp.pi))
+
+
+def _log_std_normal(eps):
+    return -0.5 * np.sum(eps**2 + LOG_2PI, axis=-1)
+
+
+# --- 3.1 rsample_normal_diag(mean, log_std, eps) -------------------------------------------------
+
+
+def diag_log_var_as_log_std(mean, log_std, eps):
+    """Treats log_std as a log-variance: sigma = exp(log_std / 2)."""
+    z = mean + np.exp(0.5 * log_std) * eps
+    return z, _log_std_normal(eps) - 0.5 * np.sum(log_std, axis=-1)
+
+
+def diag_log_det_sign_flip(mean, log_std, eps):
+    """Adds the log-determinant instead of subtracting it."""
+    return mean + np.exp(log_std) * eps, _log_std_normal(eps) + np.sum(log_std, axis=-1)
+
+
+def diag_forgets_jacobian(mean, log_std, eps):
+    """Uses the noise density as the density of z (no change-of-variables term)."""
+    return mean + np.exp(log_std) * eps, _log_std_normal(eps)
+
+
+def diag_wrong_axis(mean, log_std, eps):
+    """Sums over the first axis instead of the event axis."""
+    return mean + np.exp(log_std) * eps, -0.5 * np.sum(eps**2 + LOG_2PI, axis=0) - np.sum(log_std, axis=0)
+
+
+# --- 3.2 full_covariance_factor(L_prime, log_std) ------------------------------------------------
+
+
+def factor_no_mask(L_prime, log_std):
+    """Forgets the mask: L' leaks above and on the diagonal."""
+    K = np.shape(L_prime)[-1]
+    return L_prime + np.exp(log_std)[..., :, None] * np.eye(K), np.sum(log_std, axis=-1)
+
+
+def factor_mask_includes_diagonal(L_prime, log_std):
+    """Keeps the diagonal of L' (np.tril(., 0)): the diagonal becomes L'_ii + sigma_i."""
+    K = np.shape(L_prime)[-1]
+    return np.tril(np.ones((K, K))) * L_prime + np.exp(log_std)[..., :, None] * np.eye(K), \
+        np.sum(log_std, axis=-1)
+
+
+def factor_log_det_of_covariance(L_prime, log_std):
+    """Right factor, but returns log det(L L^T) = 2 sum(log_std)."""
+    K = np.shape(L_prime)[-1]
+    L = np.tril(np.ones((K, K)), -1) * L_prime + np.exp(log_std)[..., :, None] * np.eye(K)
+    return L, 2.0 * np.sum(log_std, axis=-1)
+
+
+def factor_upper_mask(L_prime, log_std):
+    """Masks the wrong triangle: an upper-triangular factor."""
+    K = np.shape(L_prime)[-1]
+    return np.triu(np.ones((K, K)), 1) * L_prime + np.exp(log_std)[..., :, None] * np.eye(K), \
+        np.sum(log_std, axis=-1)
+
+
+def factor_in_place(L_prime, log_std):
+    """Right values through in-place assignment: autograd cannot differentiate it."""
+    L_prime = onp.asarray(L_prime, dtype=float)
+    log_std = onp.asarray(log_std, dtype=float)
+    K = L_prime.shape[-1]
+    L = onp.zeros(L_prime.shape)
+    rows, cols = onp.tril_indices(K, -1)
+    L[..., rows, cols] = L_prime[..., rows, cols]
+    L[..., onp.arange(K), onp.arange(K)] = onp.exp(log_std)
+    return L, onp.sum(log_std, axis=-1)
+
+
+# --- 3.3 path_derivative_surrogate(log_joint, sample, log_q, phi, eps) ------------------------------
+
+
+def pd_forgets_stop_gradient(log_joint, sample, log_q, phi, eps):
+    """The standard estimator: no stop-gradient, so the score term stays."""
+    z = sample(phi, eps)
+    return log_joint(z) - log_q(phi, z)
+
+
+def pd_stops_everything(log_joint, sample, log_q, phi, eps):
+    """Stops the gradient on z as well: log q carries no gradient at all (biased)."""
+    z = sample(phi, eps)
+    return log_joint(z) - log_q(getval(phi), getval(z))
+
+
+def pd_stops_the_sample(log_joint, sample, log_q, phi, eps):
+    """Stops the gradient on z instead of on the parameters: keeps the score term, drops the path."""
+    z = sample(phi, eps)
+    return log_joint(z) - log_q(phi, getval(z))
+
+
+def pd_sign_flip(log_joint, sample, log_q, phi, eps):
+    """Returns log q - log p (the negative ELBO estimate)."""
+    z = sample(phi, eps)
+    return log_q(getval(phi), z) - log_joint(z)
+
+
+MUTANTS = {
+    "3.1": [diag_log_var_as_log_std, diag_log_det_sign_flip, diag_forgets_jacobian, diag_wrong_axis],
+    "3.2": [factor_no_mask, factor_mask_includes_diagonal, factor_log_det_of_covariance, factor_upper_mask,
+            factor_in_place],
+    "3.3": [pd_forgets_stop_gradient, pd_stops_everything, pd_stops_the_sample, pd_sign_flip],
+}

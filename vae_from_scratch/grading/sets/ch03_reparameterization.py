@@ -1,0 +1,280 @@
+r"""Exercise set 3: the reparameterization trick (``exercises/03_reparameterization.ipynb``).
+
+3.1 reparameterized diagonal-Gaussian sampler with its log-density, 3.2 the full-covariance factor
+:math:`\mathbf L = \mathbf L_{mask}\odot\mathbf L' + \operatorname{diag}\boldsymbol\sigma` and its
+log-determinant, 3.3 the path-derivative ("sticking the landing") surrogate. References in
+:mod:`vae_from_scratch.numpy.reparameterization` and :mod:`vae_from_scratch.numpy.estimators`.
+
+Tolerances. Deterministic comparisons use independent float64 oracles (scipy densities, slogdet of an
+autograd Jacobian, the factor assembled entry by entry). The quantities are sums of at most ~10 terms
+of magnitude below 1e2, each exact to a few ulps (eps = 2.2e-16), so a correct answer is within ~1e-12
+of the oracle; we allow 1e-9 absolute and relative (a ~1000x margin). Every typical mistake below
+(log-variance used as log-std, a flipped log-determinant, an unmasked factor, a missing stop-gradient)
+is off by more than 1e-2.
+
+Statistical tests. 3.3's unbiasedness test is a two-sided z-test at 5 standard errors on each of the
+5 free gradient coordinates, with n = 20000 i.i.d. per-sample gradients: false-failure rate
+5 * 2 Phi(-5) = 2.9e-6 (normal approximation; the per-sample gradients are polynomials of Gaussians
+with finite variance). Every other test is deterministic given its inputs: the false-failure rate
+of each exercise is below 3e-6 < 1e-4.
+"""
+
+import autograd
+import autograd.numpy as anp
+import numpy as onp
+import scipy.stats
+
+from vae_from_scratch.numpy import distributions, estimators, reparameterization, testbed
+
+from ..core import assert_close, assert_unbiased, exercise
+
+ATOL = 1e-9  # see the module docstring
+RTOL = 1e-9
+
+
+def _pair(result, names, what):
+    """The answer must return a pair ``(a, b)``."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError(f"{what} must return a pair {names}, got {type(result).__name__}")
+    return result
+
+
+# --- 3.1 ----------------------------------------------------------------------------------------
+
+EX1 = exercise("3.1", "Reparameterized diagonal-Gaussian sample and its log-density",
+               function="rsample_normal_diag", reference=reparameterization.rsample_normal_diag)
+
+
+def _diag_inputs(rng, sample_shape=()):
+    B, K = int(rng.integers(5, 8)), int(rng.integers(2, 5))  # B != K: a wrong axis changes the shape
+    mean = rng.normal(0.0, 1.0, size=(B, K))
+    log_std = rng.uniform(-1.2, 1.2, size=(B, K))
+    eps = rng.standard_normal(sample_shape + (B, K))
+    return mean, log_std, eps
+
+
+@EX1.test("z = mean + sigma * eps", points=2,
+          hint="sigma = exp(log_std) is a standard deviation (not a variance); multiply elementwise.")
+def _(f, rng):
+    mean, log_std, eps = _diag_inputs(rng)
+    z, _ = _pair(f(mean, log_std, eps), "(z, log_q)", "rsample_normal_diag")
+    assert_close(z, mean + onp.exp(log_std) * eps, rtol=RTOL, atol=ATOL, what="your z")
+
+
+@EX1.test("log_q is the log-density of z (change of variables)", points=2,
+          hint="log q(z) = log N(eps; 0, I) - log|det dz/deps|; the Jacobian is diag(sigma), so subtract "
+               "sum(log_std) over the last axis.")
+def _(f, rng):
+    mean, log_std, eps = _diag_inputs(rng)
+    _, log_q = _pair(f(mean, log_std, eps), "(z, log_q)", "rsample_normal_diag")
+    z = mean + onp.exp(log_std) * eps
+    oracle = scipy.stats.norm.logpdf(z, loc=mean, scale=onp.exp(log_std)).sum(axis=-1)
+    assert_close(log_q, oracle, rtol=RTOL, atol=ATOL, what="your log_q")
+
+
+@EX1.test("broadcasts noise (S, B, K) against parameters (B, K)", points=1,
+          hint="Reduce only the last (event) axis; let broadcasting pair the noise with the parameters.")
+def _(f, rng):
+    S = int(rng.integers(2, 5))
+    mean, log_std, eps = _diag_inputs(rng, (S,))
+    z, log_q = _pair(f(mean, log_std, eps), "(z, log_q)", "rsample_normal_diag")
+    assert_close(z, mean + onp.exp(log_std) * eps, rtol=RTOL, atol=ATOL, what="your z")
+    oracle = scipy.stats.norm.logpdf(mean + onp.exp(log_std) * eps, loc=mean,
+                                     scale=onp.exp(log_std)).sum(axis=-1)
+    assert_close(log_q, oracle, rtol=RTOL, atol=ATOL, what="your log_q")
+
+
+@EX1.test("is differentiable: dz/dmean = 1, dz/dlog_std = sigma * eps, dlog_q/dlog_std = -1", points=1,
+          hint="Use autograd.numpy (np.exp, np.sum), no in-place assignment; with eps fixed, log q "
+               "depends on log_std only through -sum(log_std).")
+def _(f, rng):
+    mean, log_std, eps = _diag_inputs(rng)
+    z_of = lambda m, s: anp.sum(f(m, s, eps)[0])  # noqa: E731
+    assert_close(autograd.grad(z_of, 0)(mean, log_std), onp.ones_like(mean), rtol=RTOL, atol=ATOL,
+                 what="your gradient of sum(z) with respect to mean")
+    assert_close(autograd.grad(z_of, 1)(mean, log_std), onp.exp(log_std) * eps, rtol=RTOL, atol=ATOL,
+                 what="your gradient of sum(z) with respect to log_std")
+    lq_of = lambda s: anp.sum(f(mean, s, eps)[1])  # noqa: E731
+    assert_close(autograd.grad(lq_of)(log_std), -onp.ones_like(log_std), rtol=RTOL, atol=ATOL,
+                 what="your gradient of sum(log_q) with respect to log_std")
+
+
+# --- 3.2 ----------------------------------------------------------------------------------------
+
+EX2 = exercise("3.2", "Full-covariance factor and its log-determinant", function="full_covariance_factor",
+               reference=reparameterization.full_covariance_factor)
+
+
+def _factor_inputs(rng, batch=()):
+    K = int(rng.integers(3, 6))
+    # every entry of L' nonzero (also on and above the diagonal): an unmasked answer shows up
+    L_prime = rng.choice([-1.0, 1.0], size=batch + (K, K)) * rng.uniform(0.3, 1.5, size=batch + (K, K))
+    log_std = rng.uniform(-1.0, 1.0, size=batch + (K,))
+    return L_prime, log_std
+
+
+def _oracle_factor(L_prime, log_std):
+    """Entry by entry: L'_ij below the diagonal, sigma_i on it, 0 above."""
+    K = L_prime.shape[-1]
+    L = onp.zeros(L_prime.shape)
+    for i in range(K):
+        L[..., i, i] = onp.exp(log_std[..., i])
+        for j in range(i):
+            L[..., i, j] = L_prime[..., i, j]
+    return L
+
+
+@EX2.test("L is lower triangular: L' strictly below the diagonal, sigma on it, zeros above", points=2,
+          hint="Multiply L' by a mask of ones strictly below the diagonal (np.tril(np.ones((K, K)), -1)), "
+               "then add diag(exp(log_std)); the diagonal of L' itself must not leak in.")
+def _(f, rng):
+    L_prime, log_std = _factor_inputs(rng)
+    L, _ = _pair(f(L_prime, log_std), "(L, log_det)", "full_covariance_factor")
+    assert_close(L, _oracle_factor(L_prime, log_std), rtol=RTOL, atol=ATOL, what="your L")
+
+
+@EX2.test("log_det equals log|det dz/deps| of z = mu + L eps (slogdet of the autograd Jacobian)",
+          points=2,
+          hint="The determinant of a triangular matrix is the product of its diagonal: here the sigmas. "
+               "This is the log-determinant of the factor L, not of the covariance L L^T.")
+def _(f, rng):
+    L_prime, log_std = _factor_inputs(rng)
+    K = L_prime.shape[-1]
+    mean, eps = rng.normal(size=K), rng.normal(size=K)
+    L_true = _oracle_factor(L_prime, log_std)
+    jac = autograd.jacobian(lambda e: mean + anp.dot(L_true, e))(eps)
+    sign, logabsdet = onp.linalg.slogdet(jac)
+    _, log_det = _pair(f(L_prime, log_std), "(L, log_det)", "full_covariance_factor")
+    assert sign == 1.0
+    assert_close(log_det, onp.asarray(logabsdet), rtol=RTOL, atol=ATOL, what="your log_det")
+
+
+@EX2.test("keeps batch axes: L' (B, K, K) and log_std (B, K)", points=1,
+          hint="Put sigma on the diagonal with broadcasting, e.g. np.exp(log_std)[..., :, None] * np.eye(K); "
+               "sum log_std over the last axis only.")
+def _(f, rng):
+    B = int(rng.integers(2, 5))
+    L_prime, log_std = _factor_inputs(rng, (B,))
+    L, log_det = _pair(f(L_prime, log_std), "(L, log_det)", "full_covariance_factor")
+    assert_close(L, _oracle_factor(L_prime, log_std), rtol=RTOL, atol=ATOL, what="your L")
+    assert_close(log_det, onp.linalg.slogdet(_oracle_factor(L_prime, log_std))[1], rtol=RTOL, atol=ATOL,
+                 what="your log_det")
+
+
+@EX2.test("is differentiable: only the strictly lower part of L' reaches L", points=1,
+          hint="Build L with autograd.numpy operations (mask multiplication, np.eye), no in-place "
+               "assignment: the gradient with respect to L' must vanish on and above the diagonal.")
+def _(f, rng):
+    L_prime, log_std = _factor_inputs(rng)
+    K = L_prime.shape[-1]
+    R = rng.normal(size=(K, K))
+    total = lambda Lp, s: anp.sum(f(Lp, s)[0] * R)  # noqa: E731
+    assert_close(autograd.grad(total, 0)(L_prime, log_std), onp.tril(R, -1), rtol=RTOL, atol=ATOL,
+                 what="your gradient with respect to L_prime")
+    assert_close(autograd.grad(total, 1)(L_prime, log_std), onp.exp(log_std) * onp.diag(R), rtol=RTOL,
+                 atol=ATOL, what="your gradient with respect to log_std")
+
+
+# --- 3.3 ----------------------------------------------------------------------------------------
+
+EX3 = exercise("3.3", "The path-derivative (sticking-the-landing) estimator",
+               function="path_derivative_surrogate", reference=estimators.path_derivative_surrogate)
+
+
+class _Problem:
+    """A random linear-Gaussian testbed with a full-covariance Gaussian q (K = 2 latents).
+
+    phi = [mean (2), log_std (2), L' (4)]; the entries of L' on and above the diagonal are masked out.
+    """
+
+    K = 2
+
+    def __init__(self, rng):
+        K = self.K
+        self.D = D = int(rng.integers(3, 6))
+        self.W = rng.normal(size=(D, K))
+        self.b = rng.normal(size=D)
+        self.log_s = float(rng.uniform(-0.5, 0.0))
+        self.x = testbed.sample(rng, 1, self.W, self.b, self.log_s)[0][0]
+        m, cov = testbed.posterior(self.x, self.W, self.b, self.log_s)
+        L = onp.linalg.cholesky(cov)
+        self.phi_star = onp.concatenate([m, onp.log(onp.diag(L)), onp.tril(L, -1).ravel()])
+        self.phi_0 = onp.concatenate([onp.zeros(K), onp.full(K, 0.3), onp.zeros(K * K)])
+        self.free = onp.array([True] * (2 * K) + [False, False, True, False])
+
+    def unpack(self, phi):
+        K = self.K
+        L, _ = reparameterization.full_covariance_factor(
+            anp.reshape(phi[..., 2 * K:], anp.shape(phi)[:-1] + (K, K)), phi[..., K:2 * K])
+        return phi[..., :K], L
+
+    def sample(self, phi, eps):
+        return reparameterization.rsample_normal_full(*self.unpack(phi), eps)[0]
+
+    def log_q(self, phi, z):
+        return reparameterization.log_normal_full(z, *self.unpack(phi))
+
+    def log_joint(self, z):
+        return testbed.log_joint(self.x, z, self.W, self.b, self.log_s)
+
+    def exact_elbo(self, phi):
+        """E_q[log p(x, z)] + H[q] in closed form for q = N(m, L L^T)."""
+        m, L = self.unpack(phi)
+        S = anp.dot(L, L.T)
+        r = self.x - self.b - anp.dot(self.W, m)
+        e_prior = -0.5 * (anp.sum(m**2) + anp.trace(S)) - 0.5 * self.K * distributions.LOG_2PI
+        spread = anp.trace(anp.dot(self.W, anp.dot(S, self.W.T)))
+        e_lik = (-self.D * self.log_s - 0.5 * self.D * distributions.LOG_2PI
+                 - 0.5 * anp.exp(-2.0 * self.log_s) * (anp.sum(r**2) + spread))
+        entropy = 0.5 * self.K * (1.0 + distributions.LOG_2PI) + reparameterization.log_det_jacobian_full(L)
+        return e_prior + e_lik + entropy
+
+
+def _student_gradients(f, P, phi, eps):
+    return estimators.per_sample_gradients(lambda p, e: f(P.log_joint, P.sample, P.log_q, p, e), phi, eps)
+
+
+@EX3.test("its value is the single-sample ELBO estimate log p(x, z) - log q(z)", points=1,
+          hint="z = sample(phi, eps); return log_joint(z) - log_q(..., z): one value per noise sample.")
+def _(f, rng):
+    P = _Problem(rng)
+    S = int(rng.integers(3, 7))
+    phis = onp.tile(0.5 * (P.phi_0 + P.phi_star), (S, 1))
+    eps = rng.standard_normal((S, P.K))
+    z = P.sample(phis, eps)
+    assert_close(f(P.log_joint, P.sample, P.log_q, phis, eps), P.log_joint(z) - P.log_q(phis, z),
+                 rtol=RTOL, atol=ATOL, what="your surrogate's value")
+
+
+@EX3.test("its gradient is exactly zero for every sample when q is the exact posterior", points=3,
+          hint="At the optimum log p(x, z) - log q(z) = log p(x) for every z, so only the path through z "
+               "may carry gradient, and that path term vanishes; the score term of log q (its direct "
+               "dependence on phi) must be removed with a stop-gradient on the parameters of log_q, "
+               "not on z.")
+def _(f, rng):
+    P = _Problem(rng)
+    eps = rng.standard_normal((200, P.K))
+    g = onp.asarray(_student_gradients(f, P, P.phi_star, eps), dtype=float)
+    if g.shape != (200, P.phi_star.size):
+        raise AssertionError(f"per-sample gradients have shape {g.shape}, expected {(200, P.phi_star.size)}")
+    # exact zero up to round-off: the terms are O(1) and cancel to ~1e-15; a missing stop-gradient
+    # leaves the score term, of size O(1) per sample
+    if not onp.all(onp.abs(g) < 1e-8):
+        raise AssertionError("your per-sample gradients are not zero at the exact posterior: "
+                             "the score term of log q is still there")
+
+
+@EX3.test("is unbiased away from the optimum (z-test against the closed-form ELBO gradient)", points=2,
+          hint="Keep the gradient through the sample z (the path) and through log_joint; stop it only on "
+               "the parameters that log_q receives.")
+def _(f, rng):
+    P = _Problem(rng)
+    phi = 0.5 * (P.phi_0 + P.phi_star)
+    exact = autograd.grad(P.exact_elbo)(phi)
+    eps = rng.standard_normal((20000, P.K))
+    g = onp.asarray(_student_gradients(f, P, phi, eps), dtype=float)
+    if g.shape != (20000, phi.size):
+        raise AssertionError(f"per-sample gradients have shape {g.shape}, expected {(20000, phi.size)}")
+    # z-test at 5 standard errors on the 5 free coordinates: false-failure rate 2.9e-6
+    assert_unbiased(g[:, P.free], exact[P.free], z=5.0, what="your per-sample gradients",
+                    against="the exact ELBO gradient")
