@@ -302,3 +302,53 @@ def test_torch_generator_is_deterministic_and_shapes():
                                       generator=torch.Generator().manual_seed(2), sample_shape=(5,))
     assert z.shape == (5, 2, 3) and log_q.shape == (5, 2)
     torch.testing.assert_close(tr.log_normal_full(z, torch.zeros(2, 3, dtype=torch.float64), L), log_q)
+
+
+# --- validate flag: the triangularity check can be switched off (it syncs the device in torch) -----
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_validate_flag_controls_the_triangularity_check(backend):
+    K = 3
+    if backend == "numpy":
+        mod, arr = nr, onp.asarray
+    else:
+        mod, arr = tr, _t
+    upper = arr(onp.eye(K) + onp.triu(onp.ones((K, K)), 1))        # not lower triangular
+    mean, eps = arr(onp.zeros(K)), arr(onp.ones(K))
+    calls = {
+        "rsample_normal_full": lambda v: (mod.rsample_normal_full(mean, upper, eps=eps, validate=v)
+                                          if backend == "torch" else
+                                          mod.rsample_normal_full(mean, upper, eps, validate=v)),
+        "log_normal_full": lambda v: mod.log_normal_full(eps, mean, upper, validate=v),
+        "log_det_jacobian_full": lambda v: mod.log_det_jacobian_full(upper, validate=v),
+        "kl_normal_full_standard": lambda v: mod.kl_normal_full_standard(mean, upper, validate=v),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match="lower triangular"):
+            call(True)
+        call(False)  # no check, no error: the caller vouches for L
+    # shape errors are still raised without validation (they cost nothing)
+    with pytest.raises(ValueError, match="K=2"):
+        mod.log_normal_full(arr(onp.zeros(2)), arr(onp.zeros(2)), upper, validate=False)
+
+
+def test_torch_checks_the_values_at_most_once_per_call(monkeypatch):
+    # each value check is a host-device synchronization: nested calls must not repeat it, and
+    # validate=False must skip it entirely
+    counter = []
+    original = tr._check_lower_triangular
+    monkeypatch.setattr(tr, "_check_lower_triangular", lambda L: (counter.append(1), original(L))[1])
+    L, _ = tr.full_covariance_factor(_t(onp.ones((3, 3))), _t(onp.zeros(3)))
+    mean, eps = _t(onp.zeros(3)), _t(onp.ones((4, 3)))
+    calls = [lambda v: tr.rsample_normal_full(mean, L, eps=eps, validate=v),
+             lambda v: tr.log_normal_full(eps, mean, L, validate=v),
+             lambda v: tr.log_det_jacobian_full(L, validate=v),
+             lambda v: tr.kl_normal_full_standard(mean, L, validate=v)]
+    for call in calls:
+        counter.clear()
+        call(True)
+        assert len(counter) == 1
+        counter.clear()
+        call(False)
+        assert len(counter) == 0

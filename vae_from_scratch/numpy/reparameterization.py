@@ -24,7 +24,9 @@ Two families are implemented, both with standard-normal noise:
 Conventions follow :mod:`vae_from_scratch.numpy.distributions`: the event axis is last, Gaussians
 are parameterized by mean and **log standard deviation**, every batch axis broadcasts, the noise
 ``eps`` is passed in (draw it with ``rng.standard_normal``), functions are pure and differentiable
-with autograd. Matrices have shape ``(..., K, K)``.
+with autograd. Matrices have shape ``(..., K, K)``. Functions that take a factor ``L`` check that it
+is lower triangular unless ``validate=False`` (the torch backend has the same flag; there the check
+costs a device synchronization).
 """
 
 import autograd.numpy as np
@@ -110,7 +112,7 @@ def full_covariance_factor(L_prime, log_std):
     return L, np.sum(log_std, axis=-1)
 
 
-def rsample_normal_full(mean, L, eps):
+def rsample_normal_full(mean, L, eps, validate=True):
     r"""Reparameterized sample of a full-covariance Gaussian and its log-density.
 
     .. math::
@@ -122,16 +124,16 @@ def rsample_normal_full(mean, L, eps):
     \mathbf L \mathbf L^\top)` (eq. 2.50-2.52). ``L`` must be lower triangular (for instance from
     :func:`full_covariance_factor`); only then is :math:`\log|\det\mathbf L|` the sum of the log
     diagonal. ``mean`` is ``(..., K)``, ``L`` is ``(..., K, K)``, ``eps`` is ``(..., K)``; returns
-    ``(z, log_q)``.
+    ``(z, log_q)``. ``validate=False`` skips the check that ``L`` is lower triangular.
     """
     mean, eps = _check_event("mean", mean, "eps", eps)
-    L = _check_factor(L, np.shape(mean)[-1])
+    L = _check_factor(L, np.shape(mean)[-1], validate)
     z = mean + np.einsum("...ij,...j->...i", L, eps)
-    log_q = log_standard_normal(eps) - log_det_jacobian_full(L)
+    log_q = log_standard_normal(eps) - log_det_jacobian_full(L, validate=False)
     return z, log_q * np.ones(np.shape(z)[:-1])
 
 
-def log_normal_full(z, mean, L):
+def log_normal_full(z, mean, L, validate=True):
     r"""Log-density of :math:`\mathcal N(\boldsymbol\mu, \mathbf L\mathbf L^\top)` at ``z`` for a
     lower-triangular factor ``L``, by inverting the reparameterization:
 
@@ -142,9 +144,10 @@ def log_normal_full(z, mean, L):
 
     (monograph eq. 2.33 with the Jacobian of eq. 2.48). Differentiable in ``z``, ``mean`` and ``L``;
     needed where ``z`` was not produced from known noise (e.g. the path-derivative estimator).
+    ``validate=False`` skips the check that ``L`` is lower triangular.
     """
     z, mean = _check_event("z", z, "mean", mean)
-    L = _check_factor(L, np.shape(mean)[-1])
+    L = _check_factor(L, np.shape(mean)[-1], validate)
     diff = z - mean
     shape = np.broadcast_shapes(np.shape(diff)[:-1], np.shape(L)[:-2])
     K = np.shape(mean)[-1]
@@ -153,18 +156,18 @@ def log_normal_full(z, mean, L):
     L_b = L * np.ones(shape + (1, 1))
     diff_b = diff * np.ones(shape + (1,))
     eps = np.linalg.solve(L_b, diff_b[..., None])[..., 0]
-    return log_standard_normal(eps) - log_det_jacobian_full(L)
+    return log_standard_normal(eps) - log_det_jacobian_full(L, validate=False)
 
 
-def log_det_jacobian_full(L):
+def log_det_jacobian_full(L, validate=True):
     r""":math:`\log|\det\mathbf L| = \sum_j \log|L_{jj}|` for a triangular ``L`` of shape
     ``(..., K, K)`` (monograph eq. 2.48)."""
-    L = _check_factor(L)
+    L = _check_factor(L, validate=validate)
     diagonal = np.sum(L * np.eye(np.shape(L)[-1]), axis=-1)  # L_jj (differentiable in autograd)
     return np.sum(np.log(np.abs(diagonal)), axis=-1)
 
 
-def kl_normal_full_standard(mean, L):
+def kl_normal_full_standard(mean, L, validate=True):
     r"""Closed-form :math:`D_{KL}(\mathcal N(\boldsymbol\mu, \mathbf L\mathbf L^\top) \,\|\,
     \mathcal N(\mathbf 0, \mathbf I))`:
 
@@ -172,21 +175,21 @@ def kl_normal_full_standard(mean, L):
               - K\right) - \log|\det\mathbf L|.
     """
     mean = _check_float("mean", mean)
-    L = _check_factor(L, np.shape(mean)[-1] if np.ndim(mean) else None)
+    L = _check_factor(L, np.shape(mean)[-1] if np.ndim(mean) else None, validate)
     K = np.shape(L)[-1]
     trace = np.sum(L**2, axis=(-2, -1))
-    return 0.5 * (trace + np.sum(mean**2, axis=-1) - K) - log_det_jacobian_full(L)
+    return 0.5 * (trace + np.sum(mean**2, axis=-1) - K) - log_det_jacobian_full(L, validate=False)
 
 
-def _check_factor(L, K=None):
-    """A real ``(..., K, K)`` matrix, lower triangular (checked on its value, not traced)."""
+def _check_factor(L, K=None, validate=True):
+    """A real ``(..., K, K)`` matrix; if ``validate``, lower triangular (checked on its value, not traced)."""
     L = _check_float("L", L)
     shape = np.shape(L)
     if len(shape) < 2 or shape[-1] != shape[-2]:
         raise ValueError(f"L must have shape (..., K, K), got {shape}")
     if K is not None and shape[-1] != K:
         raise ValueError(f"L has shape {shape} but the event size is K={K}")
-    value = np.asarray(getval(L))
-    if np.any(np.triu(value, k=1) != 0):
-        raise ValueError("L must be lower triangular (entries above the diagonal must be 0)")
+    if validate and np.any(np.triu(np.asarray(getval(L)), k=1) != 0):
+        raise ValueError("L must be lower triangular (entries above the diagonal must be 0); "
+                         "build it with full_covariance_factor")
     return L

@@ -5,6 +5,11 @@ matrices ``(..., K, K)``, batch axes broadcast), batched and device-agnostic.
 Randomness: pass the noise ``eps`` itself, or a ``torch.Generator`` (on the parameters' device)
 and a ``sample_shape``; no global random state is used when ``eps`` or ``generator`` is given.
 
+Validation: the functions that take a factor ``L`` check its shape (free: shapes live on the host)
+and, with ``validate=True`` (the default), that it is lower triangular. That value check reads the
+tensor back to the host, one device synchronization per call. In a training loop where ``L`` comes
+from :func:`full_covariance_factor` (triangular by construction), pass ``validate=False``.
+
 Source: Kingma & Welling (2019), sections 2.4-2.5.1 (eq. 2.20, 2.33-2.55).
 """
 
@@ -75,58 +80,69 @@ def full_covariance_factor(L_prime, log_std):
     return L, log_std.sum(-1)
 
 
-def rsample_normal_full(mean, L, eps=None, generator=None, sample_shape=()):
+def rsample_normal_full(mean, L, eps=None, generator=None, sample_shape=(), validate=True):
     r""":math:`\mathbf z = \boldsymbol\mu + \mathbf L\boldsymbol\epsilon` and
     :math:`\log q(\mathbf z) = \log\mathcal N(\boldsymbol\epsilon;\mathbf 0,\mathbf I) - \sum_j\log|L_{jj}|`
-    for a lower-triangular ``L`` (monograph eq. 2.46-2.49). Returns ``(z, log_q)``."""
+    for a lower-triangular ``L`` (monograph eq. 2.46-2.49). Returns ``(z, log_q)``.
+
+    ``validate=False`` skips the (host-synchronizing) check that ``L`` is lower triangular."""
     _check_event(mean=mean)
-    _check_factor(L, mean.shape[-1])
+    _check_factor(L, mean.shape[-1], validate=validate)
     if eps is None:
         shape = tuple(sample_shape) + torch.broadcast_shapes(mean.shape, L.shape[:-1])
         eps = torch.randn(shape, generator=generator, dtype=mean.dtype, device=mean.device)
     else:
         _check_event(mean=mean, eps=eps)
     z = mean + (L @ eps.unsqueeze(-1)).squeeze(-1)
-    log_q = log_standard_normal(eps) - log_det_jacobian_full(L)
+    log_q = log_standard_normal(eps) - log_det_jacobian_full(L, validate=False)
     return z, log_q.expand(z.shape[:-1])
 
 
-def log_normal_full(z, mean, L):
+def log_normal_full(z, mean, L, validate=True):
     r""":math:`\log\mathcal N(\mathbf z; \boldsymbol\mu, \mathbf L\mathbf L^\top)` through
     :math:`\boldsymbol\epsilon = \mathbf L^{-1}(\mathbf z-\boldsymbol\mu)` (a triangular solve) and
-    eq. 2.33 with the Jacobian of eq. 2.48."""
+    eq. 2.33 with the Jacobian of eq. 2.48. ``validate=False`` skips the triangularity check."""
     _check_event(z=z, mean=mean)
-    _check_factor(L, mean.shape[-1])
+    _check_factor(L, mean.shape[-1], validate=validate)
     diff = z - mean
     shape = torch.broadcast_shapes(diff.shape[:-1], L.shape[:-2])
     K = mean.shape[-1]
     eps = torch.linalg.solve_triangular(L.expand(shape + (K, K)),
                                         diff.expand(shape + (K,)).unsqueeze(-1), upper=False)
-    return log_standard_normal(eps.squeeze(-1)) - log_det_jacobian_full(L)
+    return log_standard_normal(eps.squeeze(-1)) - log_det_jacobian_full(L, validate=False)
 
 
-def log_det_jacobian_full(L):
-    r""":math:`\sum_j\log|L_{jj}|` for a triangular ``L`` of shape ``(..., K, K)`` (eq. 2.48)."""
-    _check_factor(L)
+def log_det_jacobian_full(L, validate=True):
+    r""":math:`\sum_j\log|L_{jj}|` for a triangular ``L`` of shape ``(..., K, K)`` (eq. 2.48).
+    ``validate=False`` skips the triangularity check."""
+    _check_factor(L, validate=validate)
     return torch.diagonal(L, dim1=-2, dim2=-1).abs().log().sum(-1)
 
 
-def kl_normal_full_standard(mean, L):
+def kl_normal_full_standard(mean, L, validate=True):
     r""":math:`D_{KL}(\mathcal N(\boldsymbol\mu,\mathbf L\mathbf L^\top)\,\|\,\mathcal N(\mathbf 0,\mathbf I))
     = \tfrac12(\operatorname{tr}\mathbf L\mathbf L^\top + \boldsymbol\mu^\top\boldsymbol\mu - K)
-    - \log|\det\mathbf L|`."""
+    - \log|\det\mathbf L|`. ``validate=False`` skips the triangularity check."""
     _check_event(mean=mean)
-    _check_factor(L, mean.shape[-1])
+    _check_factor(L, mean.shape[-1], validate=validate)
     K = L.shape[-1]
-    return 0.5 * (L.pow(2).sum((-2, -1)) + mean.pow(2).sum(-1) - K) - log_det_jacobian_full(L)
+    return 0.5 * (L.pow(2).sum((-2, -1)) + mean.pow(2).sum(-1) - K) - log_det_jacobian_full(L, validate=False)
 
 
-def _check_factor(L, K=None):
+def _check_factor(L, K=None, validate=True):
+    """Shape checks (free) and, if ``validate``, the value check that ``L`` is lower triangular."""
     if not isinstance(L, torch.Tensor):
         raise ValueError(f"L must be a torch.Tensor, got {type(L).__name__}")
     if L.dim() < 2 or L.shape[-1] != L.shape[-2]:
         raise ValueError(f"L must have shape (..., K, K), got {tuple(L.shape)}")
     if K is not None and L.shape[-1] != K:
         raise ValueError(f"L has shape {tuple(L.shape)} but the event size is K={K}")
+    if validate:
+        _check_lower_triangular(L)
+
+
+def _check_lower_triangular(L):
+    # bool() of a tensor reads it back to the host: one device synchronization
     if bool((L.detach().triu(1) != 0).any()):
-        raise ValueError("L must be lower triangular (entries above the diagonal must be 0)")
+        raise ValueError("L must be lower triangular (entries above the diagonal must be 0); "
+                         "build it with full_covariance_factor")
