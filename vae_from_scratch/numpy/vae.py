@@ -1,0 +1,212 @@
+r"""A variational autoencoder in a page of autograd.numpy: the reference for chapter 5.
+
+The model (monograph sections 1.7.3 and 2.5; Kingma & Welling 2014, appendix C):
+
+.. math::
+    p(\mathbf z) = \mathcal N(\mathbf 0, \mathbf I), \qquad
+    p_\theta(\mathbf x \mid \mathbf z) = \prod_j \operatorname{Bernoulli}\big(x_j;
+        \operatorname{sigmoid}(\mathrm{DecoderNN}_\theta(\mathbf z))_j\big), \qquad
+    q_\phi(\mathbf z \mid \mathbf x) = \mathcal N\big(\boldsymbol\mu, \operatorname{diag}\boldsymbol\sigma^2\big),
+    \ (\boldsymbol\mu, \log\boldsymbol\sigma) = \mathrm{EncoderNN}_\phi(\mathbf x)
+
+(monograph eqs. 2.36-2.37 for the encoder; one encoder for every data point: *amortized* inference).
+
+Parameters are a pytree ``{"encoder": [(W, b), ...], "decoder": [(W, b), ...]}`` of float64 arrays,
+each layer computing ``h @ W + b``; hidden layers use ``tanh`` (or ``relu``), the last layer is linear.
+The encoder's last layer has ``2 * latent_dim`` outputs: the mean, then the log standard deviation.
+:mod:`vae_from_scratch.torch.vae` holds the same network as an ``nn.Module`` and converts to and from
+this layout (:func:`vae_from_scratch.torch.vae.VAE.load_numpy_params`).
+
+Randomness is explicit: every function that needs noise takes ``eps`` (standard normal, shape
+``(B, K)`` or ``(S, B, K)`` for ``S`` samples per data point).
+"""
+
+import autograd.numpy as np
+from autograd import value_and_grad
+from autograd.misc import flatten
+
+from .distributions import (bernoulli_log_likelihood, kl_normal_standard, log_normal_diag,
+                            log_standard_normal, sample_normal_diag)
+from .evaluation import logmeanexp
+
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda h: np.maximum(h, 0.0)}
+
+
+# --- networks ---------------------------------------------------------------------------------------
+
+
+def init_mlp(rng, sizes, scale=None):
+    """Weights of an MLP with layer sizes ``sizes`` (e.g. ``[784, 200, 50]``) as a list of ``(W, b)``.
+
+    ``W`` is ``(n_in, n_out)``, drawn from :math:`\\mathcal N(0, 1/n_{in})` (or ``scale**2`` if given);
+    biases start at zero.
+    """
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        std = (1.0 / np.sqrt(n_in)) if scale is None else scale
+        layers.append((std * rng.standard_normal((n_in, n_out)), np.zeros(n_out)))
+    return layers
+
+
+def mlp(layers, h, activation="tanh"):
+    """Apply an MLP: ``activation`` after every layer but the last, which is linear."""
+    act = ACTIVATIONS[activation]
+    for i, (W, b) in enumerate(layers):
+        h = np.dot(h, W) + b
+        if i < len(layers) - 1:
+            h = act(h)
+    return h
+
+
+def init_vae(rng, data_dim, hidden, latent_dim):
+    """Parameters of a VAE with MLP encoder ``data_dim -> hidden... -> 2*latent_dim`` and decoder
+    ``latent_dim -> reversed(hidden)... -> data_dim``.
+
+    ``hidden`` is a sequence of hidden-layer widths, e.g. ``(200, 200)`` for Burda et al. (2016).
+    """
+    hidden = list(hidden)
+    return {
+        "encoder": init_mlp(rng, [data_dim] + hidden + [2 * latent_dim]),
+        "decoder": init_mlp(rng, [latent_dim] + hidden[::-1] + [data_dim]),
+    }
+
+
+def latent_dim_of(params):
+    """The latent dimension ``K`` of a parameter pytree."""
+    return params["decoder"][0][0].shape[0]
+
+
+def encode(params, x, activation="tanh"):
+    r"""Encoder :math:`(\boldsymbol\mu, \log\boldsymbol\sigma) = \mathrm{EncoderNN}_\phi(\mathbf x)`
+    (monograph eq. 2.36); ``x`` (..., D) -> two arrays (..., K)."""
+    out = mlp(params["encoder"], x, activation)
+    K = out.shape[-1] // 2
+    return out[..., :K], out[..., K:]
+
+
+def decode(params, z, activation="tanh"):
+    r"""Decoder logits :math:`\boldsymbol\lambda = \mathrm{DecoderNN}_\theta(\mathbf z)`, so that
+    :math:`p_\theta(x_j = 1 \mid \mathbf z) = \operatorname{sigmoid}(\lambda_j)` (monograph eq. 1.17)."""
+    return mlp(params["decoder"], z, activation)
+
+
+# --- objectives -------------------------------------------------------------------------------------
+
+
+def elbo(params, x, eps, activation="tanh"):
+    r"""Per-datapoint ELBO estimate with the Gaussian KL in closed form, shape ``(B,)``.
+
+    .. math::
+        \tilde{\mathcal L}_{\theta,\phi}(\mathbf x)
+        = \frac1S \sum_{s=1}^S \log p_\theta(\mathbf x \mid \mathbf z^{(s)})
+          - D_{KL}\big(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p(\mathbf z)\big),
+        \qquad \mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma \odot \boldsymbol\epsilon^{(s)}
+
+    (Kingma & Welling 2014, eq. 10; monograph eqs. 2.25-2.29 with the KL term computed exactly).
+    ``x`` is binary ``(B, D)``; ``eps`` is ``(B, K)`` (one sample) or ``(S, B, K)``.
+    """
+    mean, log_std = encode(params, x, activation)
+    z = sample_normal_diag(mean, log_std, eps)
+    log_px_given_z = bernoulli_log_likelihood(x, decode(params, z, activation))
+    if np.ndim(eps) == 3:
+        log_px_given_z = np.mean(log_px_given_z, axis=0)
+    return log_px_given_z - kl_normal_standard(mean, log_std)
+
+
+def log_weights(params, x, eps, activation="tanh"):
+    r"""Log importance weights :math:`\log p_\theta(\mathbf x, \mathbf z^{(s)}) - \log q_\phi(\mathbf z^{(s)}
+    \mid \mathbf x)` with :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`.
+
+    ``eps`` is ``(S, B, K)``; returns ``(S, B)``. Their mean over ``S`` is the ELBO estimator of
+    monograph eq. 2.29 (KL sampled); their log-mean-exp is the importance-sampled
+    :math:`\log p_\theta(\mathbf x)` of eq. 2.57, the IWAE bound of Burda et al. (2016).
+    """
+    mean, log_std = encode(params, x, activation)
+    z = sample_normal_diag(mean, log_std, eps)
+    log_q = log_normal_diag(z, mean, log_std)
+    log_joint = log_standard_normal(z) + bernoulli_log_likelihood(x, decode(params, z, activation))
+    return log_joint - log_q
+
+
+def iwae(params, x, eps, activation="tanh"):
+    r"""Importance-sampled :math:`\log p_\theta(\mathbf x)` with the ``S`` samples of ``eps`` ``(S, B, K)``,
+    shape ``(B,)``: :math:`\operatorname{logmeanexp}_s\, w_s` over :func:`log_weights` (monograph eq. 2.57),
+    whose expectation is the IWAE bound :math:`\mathcal L_S` (Burda et al. 2016, eq. 8)."""
+    return logmeanexp(log_weights(params, x, eps, activation), axis=0)
+
+
+def minibatch_elbo(params, x, eps, activation="tanh"):
+    r"""The minibatch objective :math:`\frac1M \sum_{i \in \mathcal M} \tilde{\mathcal L}(\mathbf x^{(i)})`,
+    an unbiased estimate of the average per-datapoint ELBO (monograph eq. 2.13)."""
+    return np.mean(elbo(params, x, eps, activation))
+
+
+# --- AEVB (monograph Algorithm 1) -------------------------------------------------------------------
+
+
+def sgd_step(params, x, eps, lr, activation="tanh"):
+    r"""One AEVB iteration with plain stochastic gradient *ascent*:
+    :math:`(\theta, \phi) \leftarrow (\theta, \phi) + \eta\, \nabla_{\theta,\phi} \tilde{\mathcal L}(\mathcal M, \boldsymbol\epsilon)`,
+    with :math:`\tilde{\mathcal L}` the minibatch ELBO :func:`minibatch_elbo`. Returns the new parameters."""
+    grads = _elbo_grad(params, x, eps, activation)[1]
+    flat_params, unflatten = flatten(params)
+    flat_grads, _ = flatten(grads)
+    return unflatten(flat_params + lr * flat_grads)
+
+
+def adam_init(params):
+    """Adam's state for ``params``: step count and the two moment estimates (flat vectors)."""
+    flat, _ = flatten(params)
+    return {"t": 0, "m": np.zeros_like(flat), "v": np.zeros_like(flat)}
+
+
+def adam_update(params, grads, state, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    r"""One Adam step (Kingma & Ba 2015) that *ascends* ``grads``; returns ``(params, state)``.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad v \leftarrow \beta_2 v + (1-\beta_2) g^2, \quad
+        \theta \leftarrow \theta + \eta\, \frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
+    """
+    flat_params, unflatten = flatten(params)
+    g, _ = flatten(grads)
+    t = state["t"] + 1
+    m = b1 * state["m"] + (1 - b1) * g
+    v = b2 * state["v"] + (1 - b2) * g**2
+    step = lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return unflatten(flat_params + step), {"t": t, "m": m, "v": v}
+
+
+def aevb_step(params, state, x, eps, lr=1e-3, activation="tanh"):
+    r"""One iteration of the AEVB algorithm (monograph Algorithm 1) with Adam.
+
+    Given a minibatch :math:`\mathcal M` (``x``) and its noise :math:`\boldsymbol\epsilon \sim p(\boldsymbol\epsilon)`
+    (``eps``), compute the minibatch ELBO :math:`\tilde{\mathcal L}(\theta,\phi;\mathcal M,\boldsymbol\epsilon)`
+    and its gradient by reverse-mode autodiff, and update :math:`\theta,\phi` with Adam.
+    Returns ``(params, state, minibatch_elbo_value)``.
+    """
+    value, grads = _elbo_grad(params, x, eps, activation)
+    params, state = adam_update(params, grads, state, lr)
+    return params, state, float(value)
+
+
+def _elbo_grad(params, x, eps, activation):
+    return value_and_grad(minibatch_elbo)(params, x, eps, activation)
+
+
+def train(params, data, rng, epochs, batch_size=100, lr=1e-3, activation="tanh", state=None):
+    """Run AEVB for ``epochs`` passes over ``data`` (shuffled minibatches, one noise draw per point).
+
+    Returns ``(params, state, history)`` with ``history`` the minibatch ELBO of every step.
+    """
+    data = np.asarray(data, dtype=float)
+    state = adam_init(params) if state is None else state
+    K = latent_dim_of(params)
+    history = []
+    for _ in range(epochs):
+        order = rng.permutation(len(data))
+        for start in range(0, len(data), batch_size):
+            x = data[order[start:start + batch_size]]
+            eps = rng.standard_normal((len(x), K))
+            params, state, value = aevb_step(params, state, x, eps, lr, activation)
+            history.append(value)
+    return params, state, history
