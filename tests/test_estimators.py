@@ -2,8 +2,9 @@
 gradients, the variance orderings the chapters claim, the path-derivative estimator's zero variance at
 the exact posterior, and numpy-vs-torch parity in float64.
 
-Oracle: the linear-Gaussian testbed, whose ELBO under a Gaussian q has a closed form (below), so its
-exact gradient comes from autograd; Bernoulli expectations are enumerated exactly.
+Oracle: the linear-Gaussian testbed, whose ELBO under a Gaussian q has a closed form
+(testbed.elbo_gaussian), so its exact gradient comes from autograd; Bernoulli expectations are
+enumerated exactly.
 
 False-failure budget (two-sided normal tail at |z| > 5: 5.7e-7 per z-test, CLT approximation with
 10^4-10^5 iid terms; the variance comparisons have margins of many standard errors, see each test):
@@ -40,54 +41,16 @@ Z_MAX = 5.0
 # --- a linear-Gaussian problem with a full-covariance Gaussian q ---------------------------------
 
 
-class Problem:
-    """Testbed with D observations and K latents; phi = [mean (K), log_std (K), L' (K*K)]."""
+class Problem(testbed.FullCovarianceQ):
+    """Testbed with D observations and K latents at one sampled x; phi = [mean (K), log_std (K), L' (K*K)]
+    (see testbed.FullCovarianceQ, whose exact_elbo is the closed form testbed.elbo_gaussian)."""
 
     def __init__(self, seed=0, D=4, K=2):
         rng = onp.random.default_rng(seed)
-        self.D, self.K = D, K
-        self.W = rng.normal(size=(D, K))
-        self.b = rng.normal(size=D)
-        self.log_s = onp.log(0.7)
-        x, _ = testbed.sample(rng, 1, self.W, self.b, self.log_s)
-        self.x = x[0]
-        m, cov = testbed.posterior(self.x, self.W, self.b, self.log_s)
-        L = onp.linalg.cholesky(cov)
-        self.phi_star = onp.concatenate([m, onp.log(onp.diag(L)), onp.tril(L, -1).ravel()])
+        W, b, log_s = rng.normal(size=(D, K)), rng.normal(size=D), onp.log(0.7)
+        super().__init__(testbed.sample(rng, 1, W, b, log_s)[0][0], W, b, log_s)
         self.phi_0 = onp.concatenate([onp.zeros(K), onp.full(K, 0.3), onp.zeros(K * K)])
-        self.log_px = testbed.log_marginal(self.x, self.W, self.b, self.log_s)
-
-    def unpack(self, phi):
-        K = self.K
-        L_prime = anp.reshape(phi[..., 2 * K:], anp.shape(phi)[:-1] + (K, K))
-        L, _ = nr.full_covariance_factor(L_prime, phi[..., K:2 * K])
-        return phi[..., :K], L
-
-    def sample(self, phi, eps):
-        return nr.rsample_normal_full(*self.unpack(phi), eps)[0]
-
-    def log_q(self, phi, z):
-        return nr.log_normal_full(z, *self.unpack(phi))
-
-    def log_joint(self, z):
-        return testbed.log_joint(self.x, z, self.W, self.b, self.log_s)
-
-    def exact_elbo(self, phi):
-        """E_q[log p(x, z)] + H[q] in closed form for q = N(m, L L^T)."""
-        m, L = self.unpack(phi)
-        S = anp.dot(L, L.T)
-        r = self.x - self.b - anp.dot(self.W, m)
-        e_log_prior = -0.5 * (anp.sum(m**2) + anp.trace(S)) - 0.5 * self.K * nd.LOG_2PI
-        e_log_lik = (-self.D * self.log_s - 0.5 * self.D * nd.LOG_2PI
-                     - 0.5 * onp.exp(-2 * self.log_s) * (anp.sum(r**2)
-                                                         + anp.trace(anp.dot(self.W, anp.dot(S, self.W.T)))))
-        entropy = 0.5 * self.K * (1.0 + nd.LOG_2PI) + nr.log_det_jacobian_full(L)
-        return e_log_prior + e_log_lik + entropy
-
-    def free(self):
-        """Boolean mask of phi's coordinates that influence q (the masked L' entries do not)."""
-        K = self.K
-        return onp.concatenate([onp.ones(2 * K, bool), nr.strictly_lower_mask(K).ravel() > 0])
+        self.log_px = testbed.log_marginal(self.x, W, b, log_s)
 
 
 def _zscores(per_sample, exact):
@@ -156,7 +119,7 @@ def test_elbo_estimators_are_unbiased():
         "score function + leave-one-out": ne.score_function_elbo_gradient(
             P.log_joint, P.log_q, phi, z, baseline="leave-one-out"),
     }
-    free = P.free()
+    free = P.free
     assert onp.all(exact[~free] == 0)
     for name, g in estimates.items():
         assert g.shape == (N, phi.size)

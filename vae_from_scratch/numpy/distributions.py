@@ -132,9 +132,14 @@ def _check_event(*named):
     if len({s[-1] for s in shapes}) > 1:
         raise ValueError("event (last-axis) sizes differ: "
                          + ", ".join(f"{n}{s}" for n, s in zip(names, shapes)))
+    _check_broadcast("batch shapes", names, shapes)
+    return arrays
+
+
+def _check_broadcast(what, names, shapes):
+    """Raise a ``ValueError`` that lists every named shape unless the shapes broadcast together."""
     try:
         np.broadcast_shapes(*shapes)
     except ValueError:
-        raise ValueError("batch shapes do not broadcast: "
+        raise ValueError(f"{what} do not broadcast: "
                          + ", ".join(f"{n}{s}" for n, s in zip(names, shapes))) from None
-    return arrays

@@ -23,9 +23,8 @@ returns one value per data point (shape ``(...)``). Latent vectors keep their ev
 """
 
 import autograd.numpy as np
-from autograd.tracer import getval
 
-from .distributions import kl_normal_diag, log_normal_diag, sample_normal_diag
+from .distributions import _check_broadcast, _check_float, kl_normal_diag, log_normal_diag, sample_normal_diag
 
 KL_MODES = ("analytic", "sampled")
 
@@ -55,7 +54,7 @@ def elbo_analytic_kl(log_px_given_z, kl):
     ``log_px_given_z`` has shape ``(S, ...)``, ``kl`` shape ``(...)``; the result shape ``(...)``.
     """
     (log_px_given_z,) = _check_samples("log_px_given_z", log_px_given_z)
-    kl = _as_float("kl", kl)
+    kl = _check_float("kl", kl)
     return np.mean(log_px_given_z, axis=0) - kl
 
 
@@ -91,7 +90,7 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, rng=None, num_samp
     """
     if kl not in KL_MODES:
         raise ValueError(f"kl must be one of {KL_MODES}, got {kl!r}")
-    mean, log_std = _as_float("mean", mean), _as_float("log_std", log_std)
+    mean, log_std = _check_float("mean", mean), _check_float("log_std", log_std)
     if eps is None:
         if rng is None:
             raise ValueError("pass the noise eps, or a numpy Generator rng to draw it")
@@ -101,7 +100,7 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, rng=None, num_samp
         eps = rng.standard_normal((int(num_samples),) + tuple(shape))
     elif rng is not None:
         raise ValueError("pass either eps or rng, not both")
-    eps = _as_float("eps", eps)
+    eps = _check_float("eps", eps)
     if np.ndim(eps) < 2:
         raise ValueError(f"eps needs a leading sample axis and an event axis, shape (S, ..., K); got {np.shape(eps)}")
     prior_mean = np.zeros(np.shape(mean)[-1]) if prior_mean is None else prior_mean
@@ -123,27 +122,14 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, rng=None, num_samp
 # --- input checks -------------------------------------------------------------------------------
 
 
-def _as_float(name, a):
-    if not hasattr(a, "shape"):
-        a = np.asarray(a, dtype=float)
-    kind = np.asarray(getval(a)).dtype.kind
-    if kind not in "fiu":
-        raise ValueError(f"{name} must be a real-valued array, got dtype {np.asarray(getval(a)).dtype}")
-    return a
-
-
 def _check_samples(*named):
     """Per-sample terms: real arrays with a leading sample axis whose shapes broadcast."""
     names = named[0::2]
-    arrays = [_as_float(n, a) for n, a in zip(names, named[1::2])]
+    arrays = [_check_float(n, a) for n, a in zip(names, named[1::2])]
     shapes = [np.shape(a) for a in arrays]
     for n, s in zip(names, shapes):
         if len(s) == 0:
             raise ValueError(f"{n} needs a leading sample axis, shape (S, ...); got a scalar "
                              "(for a single sample use S = 1)")
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError("shapes do not broadcast: "
-                         + ", ".join(f"{n}{s}" for n, s in zip(names, shapes))) from None
+    _check_broadcast("shapes", names, shapes)
     return arrays

@@ -21,6 +21,7 @@ import autograd.numpy as np
 from autograd.tracer import getval
 
 from .distributions import LOG_2PI, log_normal_diag, log_standard_normal
+from .reparameterization import full_covariance_factor, log_normal_full, rsample_normal_full, strictly_lower_mask
 
 
 def log_joint(x, z, W, b, log_s):
@@ -128,6 +129,52 @@ def kl_to_posterior(x, W, b, log_s, mean, scale_tril):
     logdet_precision = np.linalg.slogdet(precision)[1]
     logdet_cov_q = 2.0 * np.sum(np.log(np.abs(_diag(L, K))), axis=-1)
     return 0.5 * (trace + maha - K - logdet_precision - logdet_cov_q)
+
+
+class FullCovarianceQ:
+    r"""A full-covariance Gaussian :math:`q_\phi(\mathbf z) = \mathcal N(\mathbf m, \mathbf L\mathbf L^\top)`
+    for one data point ``x`` (shape ``(D,)``) of the testbed, with flat parameters
+    ``phi = [m (K), log sigma (K), L' (K*K)]`` and
+    :math:`\mathbf L = \mathbf L_{mask}\odot\mathbf L' + \operatorname{diag}\boldsymbol\sigma`
+    (:func:`~vae_from_scratch.numpy.reparameterization.full_covariance_factor`).
+
+    ``log_joint(z)``, ``sample(phi, eps)`` and ``log_q(phi, z)`` are the callables the estimators of
+    :mod:`vae_from_scratch.numpy.estimators` take (leading axes of ``phi`` and ``eps`` broadcast);
+    ``exact_elbo(phi)`` is the closed form :func:`elbo_gaussian`, whose autograd gradient is the
+    truth to check them against. ``phi_star`` parameterizes the exact posterior (``exact_elbo`` equals
+    :func:`log_marginal` there); ``free`` masks the coordinates of ``phi`` that influence q (the entries
+    of ``L'`` on and above the diagonal do not).
+    """
+
+    def __init__(self, x, W, b, log_s):
+        _check(x, W, b)
+        if np.ndim(x) != 1:
+            raise ValueError(f"x must be one data point of shape (D,), got shape {np.shape(x)}")
+        self.x, self.W, self.b, self.log_s = x, W, b, log_s
+        self.D, self.K = np.shape(W)
+        K = self.K
+        post_mean, post_cov = posterior(x, W, b, log_s)
+        L = np.linalg.cholesky(post_cov)
+        self.phi_star = np.concatenate([post_mean, np.log(np.diag(L)), np.tril(L, -1).ravel()])
+        self.free = np.concatenate([np.ones(2 * K, bool), strictly_lower_mask(K).ravel() > 0])
+
+    def unpack(self, phi):
+        """``(mean, L)`` of shapes ``(..., K)`` and ``(..., K, K)`` from ``phi`` of shape ``(..., 2K + K*K)``."""
+        K = self.K
+        L_prime = np.reshape(phi[..., 2 * K:], np.shape(phi)[:-1] + (K, K))
+        return phi[..., :K], full_covariance_factor(L_prime, phi[..., K:2 * K])[0]
+
+    def sample(self, phi, eps):
+        return rsample_normal_full(*self.unpack(phi), eps)[0]
+
+    def log_q(self, phi, z):
+        return log_normal_full(z, *self.unpack(phi))
+
+    def log_joint(self, z):
+        return log_joint(self.x, z, self.W, self.b, self.log_s)
+
+    def exact_elbo(self, phi):
+        return elbo_gaussian(self.x, self.W, self.b, self.log_s, *self.unpack(phi))
 
 
 def _diag(L, K):

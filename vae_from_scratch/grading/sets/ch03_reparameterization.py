@@ -24,7 +24,7 @@ import autograd.numpy as anp
 import numpy as onp
 import scipy.stats
 
-from vae_from_scratch.numpy import distributions, estimators, reparameterization, testbed
+from vae_from_scratch.numpy import estimators, reparameterization, testbed
 
 from ..core import assert_close, assert_unbiased, exercise
 
@@ -181,53 +181,18 @@ EX3 = exercise("3.3", "The path-derivative (sticking-the-landing) estimator",
                function="path_derivative_surrogate", reference=estimators.path_derivative_surrogate)
 
 
-class _Problem:
+class _Problem(testbed.FullCovarianceQ):
     """A random linear-Gaussian testbed with a full-covariance Gaussian q (K = 2 latents).
 
-    phi = [mean (2), log_std (2), L' (4)]; the entries of L' on and above the diagonal are masked out.
+    phi = [mean (2), log_std (2), L' (4)]; the entries of L' on and above the diagonal are masked out
+    (see :class:`~vae_from_scratch.numpy.testbed.FullCovarianceQ`).
     """
 
-    K = 2
-
     def __init__(self, rng):
-        K = self.K
-        self.D = D = int(rng.integers(3, 6))
-        self.W = rng.normal(size=(D, K))
-        self.b = rng.normal(size=D)
-        self.log_s = float(rng.uniform(-0.5, 0.0))
-        self.x = testbed.sample(rng, 1, self.W, self.b, self.log_s)[0][0]
-        m, cov = testbed.posterior(self.x, self.W, self.b, self.log_s)
-        L = onp.linalg.cholesky(cov)
-        self.phi_star = onp.concatenate([m, onp.log(onp.diag(L)), onp.tril(L, -1).ravel()])
+        K, D = 2, int(rng.integers(3, 6))
+        W, b, log_s = rng.normal(size=(D, K)), rng.normal(size=D), float(rng.uniform(-0.5, 0.0))
+        super().__init__(testbed.sample(rng, 1, W, b, log_s)[0][0], W, b, log_s)
         self.phi_0 = onp.concatenate([onp.zeros(K), onp.full(K, 0.3), onp.zeros(K * K)])
-        self.free = onp.array([True] * (2 * K) + [False, False, True, False])
-
-    def unpack(self, phi):
-        K = self.K
-        L, _ = reparameterization.full_covariance_factor(
-            anp.reshape(phi[..., 2 * K:], anp.shape(phi)[:-1] + (K, K)), phi[..., K:2 * K])
-        return phi[..., :K], L
-
-    def sample(self, phi, eps):
-        return reparameterization.rsample_normal_full(*self.unpack(phi), eps)[0]
-
-    def log_q(self, phi, z):
-        return reparameterization.log_normal_full(z, *self.unpack(phi))
-
-    def log_joint(self, z):
-        return testbed.log_joint(self.x, z, self.W, self.b, self.log_s)
-
-    def exact_elbo(self, phi):
-        """E_q[log p(x, z)] + H[q] in closed form for q = N(m, L L^T)."""
-        m, L = self.unpack(phi)
-        S = anp.dot(L, L.T)
-        r = self.x - self.b - anp.dot(self.W, m)
-        e_prior = -0.5 * (anp.sum(m**2) + anp.trace(S)) - 0.5 * self.K * distributions.LOG_2PI
-        spread = anp.trace(anp.dot(self.W, anp.dot(S, self.W.T)))
-        e_lik = (-self.D * self.log_s - 0.5 * self.D * distributions.LOG_2PI
-                 - 0.5 * anp.exp(-2.0 * self.log_s) * (anp.sum(r**2) + spread))
-        entropy = 0.5 * self.K * (1.0 + distributions.LOG_2PI) + reparameterization.log_det_jacobian_full(L)
-        return e_prior + e_lik + entropy
 
 
 def _student_gradients(f, P, phi, eps):
