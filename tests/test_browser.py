@@ -17,6 +17,11 @@ import pytest
 
 from tests.test_book import toc_files
 
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # reported by the browser fixture
+    PlaywrightTimeout = Exception
+
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
@@ -110,8 +115,12 @@ def test_page_renders_offline(page_path, server, browser):
 
     math_nodes = page.locator(".math").count()
     if math_nodes:
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                               timeout=20000)
+        try:
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                   timeout=20000)
+        except PlaywrightTimeout:
+            pytest.fail(f"{page_path}: {math_nodes} equations but MathJax never loaded with the network "
+                        f"cut off (blocked: {external[:3]}); is it served from _static/mathjax?")
         page.evaluate("() => MathJax.startup.promise")
         typeset = page.locator("mjx-container").count()
         assert typeset >= math_nodes, f"{page_path}: {math_nodes} equations, only {typeset} typeset"
