@@ -393,3 +393,15 @@ def test_sample_moments_torch_generator():
     z = td.sample_normal_diag(t64(MOMENT_MEAN), t64(MOMENT_LOG_STD), generator=torch.Generator().manual_seed(22),
                               sample_shape=(200_000,))
     assert_normal_moments(z.numpy())
+
+
+def test_torch_bernoulli_validate_flag_controls_only_the_binary_check():
+    """validate=False (used on the training hot path) skips the 0/1 check, nothing else."""
+    x = torch.tensor([[0.0, 1.0, 0.5]], dtype=torch.float64)
+    logits = torch.tensor([[0.3, -2.0, 1.5]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        td.bernoulli_log_likelihood(x, logits)
+    expected = (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+    torch.testing.assert_close(td.bernoulli_log_likelihood(x, logits, validate=False), expected)
+    with pytest.raises(ValueError, match="event"):
+        td.bernoulli_log_likelihood(x, logits[:, :2], validate=False)

@@ -37,13 +37,18 @@ def log_normal_diag(x, mean, log_std):
     return -(log_std + 0.5 * LOG_2PI + 0.5 * z.pow(2)).sum(-1)
 
 
-def bernoulli_log_likelihood(x, logits):
+def bernoulli_log_likelihood(x, logits, validate=True):
     r""":math:`\sum_j x_j \lambda_j - \operatorname{softplus}(\lambda_j)`: the Bernoulli log-likelihood
-    of binary ``x`` from logits, finite for any finite logit (monograph eq. 1.26-1.27)."""
+    of binary ``x`` from logits, finite for any finite logit (monograph eq. 1.26-1.27).
+
+    ``validate=True`` checks that ``x`` holds only 0 and 1; that check reads a value back from the
+    device (a host synchronization), so a training loop that has checked its data once passes
+    ``validate=False``. Shapes and dtypes are always checked.
+    """
     _check_event(x=x, logits=logits)
     if not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
-    if not bool(((x == 0) | (x == 1)).all()):
+    if validate and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError("bernoulli_log_likelihood: x must contain only 0 and 1 (binary data)")
     x = x.to(logits.dtype)
     return (x * logits - softplus(logits)).sum(-1)

@@ -13,19 +13,18 @@ The architecture of Burda et al.'s one-stochastic-layer model is ``VAE(784, (200
 Module-level functions :func:`encode`, :func:`decode`, :func:`elbo`, :func:`log_weights` take the model
 first, mirroring the NumPy functions that take ``params`` first.
 
-No host synchronization happens inside these methods: the Bernoulli log-likelihood is computed with
-``binary_cross_entropy_with_logits`` (the same :math:`x\lambda - \operatorname{softplus}(\lambda)`) without
-the 0/1 check of :func:`vae_from_scratch.torch.distributions.bernoulli_log_likelihood`, which needs a
-device-to-host copy per call; the training loop checks the data once instead.
+No host synchronization happens inside these methods: the Bernoulli log-likelihood is
+:func:`vae_from_scratch.torch.distributions.bernoulli_log_likelihood` with ``validate=False`` (its 0/1
+check needs a device-to-host copy per call); the training loop checks the data once instead.
 """
 
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .distributions import kl_normal_standard, log_normal_diag, log_standard_normal, sample_normal_diag
+from .distributions import (bernoulli_log_likelihood, kl_normal_standard, log_normal_diag,
+                            log_standard_normal, sample_normal_diag)
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 OBJECTIVES = ("elbo", "iwae")
@@ -187,8 +186,7 @@ class VAE(nn.Module):
 def bernoulli_log_prob(x, logits):
     r""":math:`\sum_j x_j\lambda_j - \operatorname{softplus}(\lambda_j)` over the last axis, broadcasting
     ``x`` against ``logits``; no 0/1 check (see the module docstring)."""
-    x = x.expand_as(logits) if x.shape != logits.shape else x
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    return bernoulli_log_likelihood(x, logits, validate=False)
 
 
 def build_vae(data_dim, arch="burda", hidden=None, latent_dim=None, activation=None):
