@@ -84,3 +84,14 @@ def test_python_dash_m_entry_point(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "vae_from_scratch", "--help"], capture_output=True,
                             text=True, env=env, cwd=ROOT, timeout=120)
     assert helped.returncode == 0 and "train" in helped.stdout and "evaluate" in helped.stdout
+
+
+def test_burda_schedule_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "burda"
+    assert cli.main(["train", *SMALL, "--schedule", "burda", "--epochs", "5", "--limit", "50",
+                     "--out", str(out), "--eval-k", "0", "--no-validate"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["schedule"] == "burda"
+    rates = [e["lr"] for e in metrics["epochs"]]
+    assert rates == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)], rel=1e-12)
+    assert cli.build_parser().parse_args(["train", "--out", "x", "--schedule", "burda"]).epochs is None

@@ -3,6 +3,7 @@
     python -m vae_from_scratch train --dataset mnist --arch burda --epochs 50 --out runs/vae
     python -m vae_from_scratch train --objective iwae --k 50 --out runs/iwae50
     python -m vae_from_scratch train --out runs/vae --epochs 100 --resume      # continue a run
+    python -m vae_from_scratch train --schedule burda --batch-size 20 --out runs/burda   # 3,280 epochs
     python -m vae_from_scratch evaluate --out runs/vae --eval-k 5000            # test log-likelihood
 
 ``train`` writes ``DIR/checkpoint.pt`` (atomically, after every epoch) and ``DIR/metrics.json``, and at
@@ -35,9 +36,15 @@ def build_parser():
     t.add_argument("--activation", choices=["tanh", "relu"], default=None)
     t.add_argument("--objective", choices=list(OBJECTIVES), default="elbo")
     t.add_argument("--k", type=int, default=None, help="importance samples of the IWAE objective (default 5)")
-    t.add_argument("--epochs", type=int, default=10, help="total epochs (with --resume: up to this many)")
+    t.add_argument("--epochs", type=int, default=None,
+                   help="total epochs (with --resume: up to this many); default 10, or 3280 with --schedule burda")
     t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (with --schedule burda: the first one)")
+    t.add_argument("--schedule", choices=list(training_schedules()), default="constant",
+                   help="constant: --lr throughout; burda: Burda et al. 2016, lr * 10^(-i/7) for 3^i epochs, "
+                        "i = 0..7 (3,280 epochs), Adam eps 1e-4; resumable mid-schedule")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the objective (seconds to compile; see benchmarks/README.md for when it helps)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
     t.add_argument("--no-validate", action="store_true", help="skip the validation ELBO after each epoch")
@@ -61,6 +68,12 @@ def build_parser():
     return parser
 
 
+def training_schedules():
+    from .torch.training import SCHEDULES
+
+    return SCHEDULES
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -80,11 +93,13 @@ def main(argv=None):
 
 def _train(args, argv, training):
     k = args.k if args.k is not None else (5 if args.objective == "iwae" else 1)
+    epochs = args.epochs if args.epochs is not None else (
+        training.BURDA_EPOCHS if args.schedule == "burda" else 10)
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
         latent_dim=args.latent_dim, activation=args.activation, objective=args.objective, k=k,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
-        validate=not args.no_validate,
+        epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
+        validate=not args.no_validate, schedule=args.schedule, compile=args.compile,
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
     model, metrics = training.train(config, out_dir=args.out, resume=args.resume, device=args.device,

@@ -1,12 +1,17 @@
-"""Training a :class:`~vae_from_scratch.torch.vae.VAE`: a fast loop, atomic resumable checkpoints, metrics.
+r"""Training a :class:`~vae_from_scratch.torch.vae.VAE`: a fast loop, atomic resumable checkpoints, metrics.
 
 What makes the loop fast and safe (the CLI ``python -m vae_from_scratch train`` calls :func:`train`):
 
 * the whole training set lives on the device as **one tensor**; each epoch draws one permutation
   (on the CPU, from a seeded generator) and minibatches are ``index_select`` s of it: no
   ``DataLoader``, no per-example Python, no host-to-device copies per step;
-* **no host synchronization per step**: the objective is summed into a device tensor and read once per
-  epoch (``.item()`` forces the host to wait for the device; once per epoch is free);
+* **no host synchronization per step**: each step's summed objective is kept on the device and read
+  once per epoch (``.item()`` forces the host to wait for the device; once per epoch is free);
+* **little besides arithmetic per step**: Adam is the fused implementation (one kernel for all
+  parameters instead of about ten element-wise operations per parameter tensor, see
+  :func:`make_optimizer`), the bookkeeping is one operation per step, and ``compile=True`` hands the
+  objective's forward and backward to ``torch.compile`` (optional: it costs seconds to compile and
+  helps only where the per-operation overhead matters; see ``benchmarks/README.md``);
 * **NaN and inf are caught**: a device-side flag records the first non-finite step; at the end of the
   epoch :class:`TrainingDiverged` is raised with the epoch, the step and advice; the last good
   checkpoint is left untouched;
@@ -14,7 +19,12 @@ What makes the loop fast and safe (the CLI ``python -m vae_from_scratch train`` 
   with ``os.replace`` (atomic on POSIX and Windows), so a crash never leaves a half-written checkpoint;
 * **resumable, bit for bit**: a checkpoint holds the model, Adam's state, both random generators and the
   history; resuming from epoch ``e`` gives the same parameters as an uninterrupted run (on a CPU;
-  GPU kernels may be nondeterministic).
+  GPU kernels may be nondeterministic);
+* **learning-rate schedules by epoch**: ``schedule="burda"`` is Burda et al.'s (2016, section 5):
+  learning rate :math:`10^{-3}\cdot 10^{-i/7}` for :math:`3^i` epochs, :math:`i = 0,\dots,7`
+  (3,280 epochs), with their Adam settings (:math:`\beta_1 = 0.9`, :math:`\beta_2 = 0.999`,
+  :math:`\epsilon = 10^{-4}`); the rate is a function of the epoch alone, so a run resumes
+  mid-schedule.
 """
 
 import json
@@ -36,6 +46,12 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 DATASETS = ("mnist", "digits")
 DIGITS_SPLIT = {"train": slice(0, 1297), "valid": slice(1297, 1547), "test": slice(1547, 1797)}
+SCHEDULES = ("constant", "burda")
+#: Burda et al. (2016), section 5: 3^i epochs at 10^(-i/7) times the base rate, i = 0..7.
+BURDA_STAGES = 8
+BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
+#: Adam's epsilon per schedule (Burda et al. used 1e-4; torch's default is 1e-8).
+ADAM_EPS = {"constant": 1e-8, "burda": 1e-4}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -60,6 +76,8 @@ class TrainConfig:
     limit: int = None            # use only the first `limit` training images
     validate: bool = True        # ELBO on the validation split after every epoch
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
+    schedule: str = "constant"   # "constant" (lr throughout) or "burda" (lr * 10^(-i/7) for 3^i epochs)
+    compile: bool = False        # torch.compile the objective (optional; see benchmarks/README.md)
     extra: dict = field(default_factory=dict)
 
     def check(self):
@@ -70,6 +88,8 @@ class TrainConfig:
         if self.k < 1 or self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need k >= 1, epochs >= 0, batch_size >= 1, lr > 0; got k={self.k}, "
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.objective == "elbo" and self.k != 1:
             raise ValueError("k > 1 needs --objective iwae (the ELBO here uses one sample)")
         return self
@@ -78,6 +98,39 @@ class TrainConfig:
         """The part of the config that fixes the network (must not change on resume)."""
         return {"dataset": self.dataset, "arch": self.arch, "hidden": self.hidden,
                 "latent_dim": self.latent_dim, "activation": self.activation}
+
+
+def learning_rate(config, epoch):
+    r"""The learning rate of epoch ``epoch`` (counted from 0) under ``config.schedule``.
+
+    ``"burda"``: :math:`\text{lr}\cdot 10^{-i/7}` during the :math:`3^i` epochs of stage :math:`i`
+    (stage 0 is epoch 0, stage 1 epochs 1-3, stage 2 epochs 4-12, ...; Burda et al. 2016, section 5);
+    epochs past the 3,280 of the schedule stay at the last rate.
+    """
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule == "burda":
+        stage, end = 0, 1
+        while epoch >= end and stage < BURDA_STAGES - 1:
+            stage += 1
+            end += 3**stage
+        return config.lr * 10 ** (-stage / 7)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
+
+
+def make_optimizer(parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    """Adam (Kingma & Ba 2015), the fused implementation where this torch has one.
+
+    The fused kernel updates every parameter tensor in one pass (torch >= 2.4 on CPU and CUDA); the
+    default implementation runs about ten element-wise operations per parameter tensor, which on a
+    CPU cost a third of a training step of Burda et al.'s model (``benchmarks/README.md``). Same
+    update rule, same ``state_dict`` (checkpoints move between the two).
+    """
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=eps, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or torch without the fused kernel
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=eps)
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -129,27 +182,50 @@ def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_ge
     """One pass over ``data`` (a device tensor) in shuffled minibatches; returns device tensors
     ``(mean objective per data point, index of the first non-finite step or -1)``.
 
-    Nothing here waits for the device: the objective is accumulated on it and ``on_step`` (e.g. a
-    progress bar's ``update``) receives no tensor.
+    ``objective`` is a name (``"elbo"``, ``"iwae"`` with ``k`` samples) or a callable
+    ``objective(model, x, generator) -> (B,)`` such as :func:`objective_function` returns.
+    Nothing here waits for the device: each step's summed objective stays on it, and ``on_step``
+    (e.g. a progress bar's ``update``) receives no tensor.
     """
+    if not callable(objective):
+        objective = objective_function(objective, k)
     n = data.shape[0]
     perm = torch.randperm(n, generator=perm_generator).to(data.device, non_blocking=True)
-    total = torch.zeros((), device=data.device, dtype=_accumulator_dtype(data.device))
-    first_bad = torch.full((), -1, device=data.device, dtype=torch.long)
-    for step, start in enumerate(range(0, n, batch_size)):
+    sums = []
+    for start in range(0, n, batch_size):
         batch = data.index_select(0, perm[start:start + batch_size])
-        value = model.objective(batch, objective, k, generator=noise_generator)
+        value = objective(model, batch, noise_generator)
         loss = -value.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        detached = value.detach().sum()
-        total += detached
-        bad = ~torch.isfinite(detached) & (first_bad < 0)
-        first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
+        sums.append(value.detach().sum())
         if on_step is not None:
             on_step()
-    return total / n, first_bad
+    if not sums:
+        raise ValueError("run_epoch: the data has no rows")
+    sums = torch.stack(sums).to(_accumulator_dtype(data.device))
+    bad = ~torch.isfinite(sums)
+    steps = torch.arange(len(sums), device=sums.device)
+    first = torch.where(bad, steps, len(sums)).min()
+    first_bad = torch.where(first < len(sums), first, -1)
+    return sums.sum() / n, first_bad
+
+
+def objective_function(name="elbo", k=1, compile=False):
+    """The per-datapoint training objective ``name`` as a callable ``f(model, x, generator)``.
+
+    With ``compile=True`` the callable goes through ``torch.compile`` (forward and backward become
+    generated kernels; the noise is still drawn eagerly with ``generator``, where dynamo breaks the
+    graph). Compiling costs seconds on the first steps and needs a C compiler on a CPU.
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {name!r}")
+
+    def objective(model, x, generator):
+        return model.objective(x, name, k, generator=generator)
+
+    return torch.compile(objective, dynamic=False) if compile else objective
 
 
 @torch.no_grad()
@@ -199,7 +275,9 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                           config.activation).to(device)
     if config.init_output_bias:
         init_output_bias(model, data)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model.parameters(), lr=learning_rate(config, 0),
+                               eps=ADAM_EPS[config.schedule])
+    objective = objective_function(config.objective, config.k, compile=config.compile)
     perm_generator = torch.Generator().manual_seed(config.seed)
     noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     metrics = {"config": asdict(config), "model": model.config(), "device": str(device),
@@ -218,7 +296,7 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:
-            group["lr"] = config.lr
+            group["eps"] = ADAM_EPS[config.schedule]
         perm_generator.set_state(state["perm_rng"])
         noise_generator.set_state(state["noise_rng"])
         start_epoch = state["epoch"]
@@ -231,8 +309,10 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     try:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
             mean_objective, first_bad = run_epoch(
-                model, optimizer, data, config.batch_size, config.objective, config.k,
+                model, optimizer, data, config.batch_size, objective, config.k,
                 perm_generator, noise_generator, on_step=bar.update if bar else None)
             value, bad_step = float(mean_objective), int(first_bad)  # the one sync of the epoch
             if bad_step >= 0 or not math.isfinite(value):
@@ -241,7 +321,7 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                     atomic_write_json(metrics, out_dir / METRICS)
                 raise TrainingDiverged(_diverged_message(epoch + 1, bad_step, config, checkpoint_path))
             record = {"epoch": epoch + 1, f"train_{config.objective}": value,
-                      "seconds": time.perf_counter() - t0}
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
             if valid is not None:
                 record["valid_elbo"] = float(evaluate_elbo(model, valid, seed=config.seed + epoch))
             metrics["epochs"].append(record)
