@@ -1,27 +1,36 @@
 """Training speed: the package's loop against a plain ``DataLoader`` loop of the same model, one run.
 
     .venv/bin/python benchmarks/bench_training_speed.py                 # binarized MNIST, 10k images, CPU
+    .venv/bin/python benchmarks/bench_training_speed.py --compile       # + the torch.compile'd objective
+    .venv/bin/python benchmarks/bench_training_speed.py --profile       # + where a step's time goes
     .venv/bin/python benchmarks/bench_training_speed.py --n 50000 --device cuda --epochs 3
 
 All loops train the same architecture (Burda et al.'s 784-200-200-50 tanh VAE, or ``--arch small``;
-single-sample ELBO, Adam, batch 100) from the same initial weights for the same number of epochs:
+single-sample ELBO, Adam with lr 1e-3, batch 100) from the same initial weights for the same number of
+whole epochs:
 
-* **package**: :func:`vae_from_scratch.torch.training.run_epoch`: the data is one tensor on the device,
-  minibatches are ``index_select`` s of a permutation, the objective is summed on the device and read
-  once per epoch;
-* **DataLoader**: the way most tutorials train: ``DataLoader(TensorDataset(x), shuffle=True)``, which
-  collates every minibatch example by example on the host and copies it to the device, and
-  ``loss.item()`` after every step (a host-device synchronization);
+* **package**: :func:`vae_from_scratch.torch.training.run_epoch` with
+  :func:`~vae_from_scratch.torch.training.make_optimizer` (Adam, fused): the data is one tensor on the
+  device, minibatches are ``index_select`` s of a permutation, each step's objective stays on the device
+  and is read once per epoch;
+* **package, compiled** (``--compile``): the same with the objective through ``torch.compile``
+  (compiled once before timing; the compile time is printed separately);
+* **DataLoader** (the peer; the ratio the issue asks for is against it): the way most tutorials
+  train: ``DataLoader(TensorDataset(x), shuffle=True)``, a host-to-device copy per minibatch,
+  ``torch.optim.Adam(model.parameters())`` with its defaults, and ``loss.item()`` after every step;
 * **DataLoader, no .item()**: the same without the per-step synchronization, to separate the two costs;
 * **DataLoader, per-item Dataset**: a ``Dataset`` whose ``__getitem__`` returns one image (as
-  ``torchvision.datasets.MNIST`` does), collated by the ``DataLoader`` 100 items at a time. (Recent
-  torch fetches a whole minibatch from a ``TensorDataset`` in one call, which the first loop benefits from.)
+  ``torchvision.datasets.MNIST`` does), collated by the ``DataLoader`` 100 items at a time.
 
-Prints epochs per second of each and the ratio package / DataLoader. A benchmark, not a test: the
-numbers depend on the machine and on what else runs on it (repeat with ``--repeats``).
+The loops alternate ``--repeats`` times (package, peer, ..., package, peer, ...), so a change in the
+machine's load hits all of them alike. Prints the median epochs per second of each with the spread
+(min-max) and the ratios package / peer: the ratio of the medians and the median of the per-repeat
+ratios (each from adjacent runs). A benchmark, not a test: the numbers depend on the machine and on
+what else runs on it.
 """
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,12 +39,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a clone
-from vae_from_scratch.torch import training
-from vae_from_scratch.torch.device import default_device
-from vae_from_scratch.torch.vae import build_vae
-
+from vae_from_scratch.torch import training  # noqa: E402
+from vae_from_scratch.torch.device import default_device  # noqa: E402
+from vae_from_scratch.torch.vae import build_vae  # noqa: E402
 
 ARCH = "burda"
+MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear"}
 
 
 def make_model(data, device, seed=0):
@@ -45,18 +54,35 @@ def make_model(data, device, seed=0):
     return training.init_output_bias(model, data)
 
 
-def package_loop(data, epochs, batch_size, device):
-    model = make_model(data, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    perm_gen, noise_gen = torch.Generator().manual_seed(0), torch.Generator(device=device).manual_seed(1)
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        value, _ = training.run_epoch(model, optimizer, data, batch_size, perm_generator=perm_gen,
-                                      noise_generator=noise_gen)
-        float(value)  # once per epoch
-    _sync(device)
-    return epochs / (time.perf_counter() - t0), float(value)
+class PackageLoop:
+    """The package's loop; the model and the (compiled) objective are built once, the weights reset
+    before every timing, so that ``torch.compile`` compiles once."""
+
+    def __init__(self, data, batch_size, device, compile=False):
+        self.data, self.batch_size, self.device = data, batch_size, device
+        self.model = make_model(data, device)
+        self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.objective = training.objective_function("elbo", 1, compile=compile)
+        self.compile_seconds = None
+        if compile:  # compile (forward and backward) outside the timings
+            t0 = time.perf_counter()
+            self.run(1, limit=2 * batch_size)
+            self.compile_seconds = time.perf_counter() - t0
+
+    def run(self, epochs, limit=None):
+        self.model.load_state_dict(self.initial)
+        optimizer = training.make_optimizer(self.model.parameters(), lr=1e-3)
+        perm_gen = torch.Generator().manual_seed(0)
+        noise_gen = torch.Generator(device=self.device).manual_seed(1)
+        data = self.data if limit is None else self.data[:limit]
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            value, _ = training.run_epoch(self.model, optimizer, data, self.batch_size, self.objective,
+                                          perm_generator=perm_gen, noise_generator=noise_gen)
+            float(value)  # once per epoch
+        _sync(self.device)
+        return epochs / (time.perf_counter() - t0)
 
 
 def dataloader_loop(data_cpu, epochs, batch_size, device, item_every_step=True):
@@ -78,7 +104,7 @@ def dataloader_loop(data_cpu, epochs, batch_size, device, item_every_step=True):
                 total += loss.item() * len(x)
             count += len(x)
     _sync(device)
-    return epochs / (time.perf_counter() - t0), -total / max(count, 1)
+    return epochs / (time.perf_counter() - t0)
 
 
 class PerItem(Dataset):
@@ -109,7 +135,7 @@ def dataloader_loop_per_item(images, epochs, batch_size, device):
             optimizer.step()
             loss.item()
     _sync(device)
-    return epochs / (time.perf_counter() - t0), None
+    return epochs / (time.perf_counter() - t0)
 
 
 def _sync(device):
@@ -117,43 +143,132 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+# --- profile ------------------------------------------------------------------------------------------
+
+
+def profile_breakdown(run, steps):
+    """Where the time of ``run()`` goes, per training step, from ``torch.profiler`` (CPU).
+
+    Each profiled event's *self* time goes to one category: matrix products (``mm``, ``addmm``, ...),
+    the optimizer (anything inside ``Optimizer.step`` / ``zero_grad``, the fused kernel included),
+    autograd's engine (its per-node bookkeeping: ``evaluate_function`` and ``...Backward`` nodes),
+    data loading (inside the ``DataLoader`` iterator, or ``index_select`` of the minibatch),
+    element-wise and other tensor operations (every other ``aten::`` op: tanh, softplus, their
+    backward, sums, views, copies). "Python" is the rest of the wall time: the interpreter between
+    operations (the profiler's own overhead lands there too, so it is an upper bound).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        run()
+        wall = time.perf_counter() - t0
+    events = prof.events()
+    totals = {"matrix products": 0.0, "element-wise and other ops": 0.0, "autograd engine": 0.0,
+              "optimizer": 0.0, "data loading": 0.0}
+
+    def category(event):
+        chain, e = [], event
+        while e is not None:
+            chain.append(e.name)
+            e = e.cpu_parent
+        if any(n.startswith("Optimizer.") for n in chain):
+            return "optimizer"
+        if any("DataLoader" in n for n in chain) or event.name == "aten::index_select":
+            return "data loading"
+        if event.name in MATMULS:
+            return "matrix products"
+        if "Compiled" in event.name or "inductor" in event.name.lower() or "cpp_fused" in event.name:
+            return "element-wise and other ops"  # torch.compile's generated (fused) kernels
+        if event.name.startswith("autograd::") or "Backward" in event.name:
+            return "autograd engine"
+        if event.name.startswith("aten::"):
+            return "element-wise and other ops"
+        return None  # record_function ranges of the loops themselves: their self time is Python
+
+    for event in events:
+        cat = category(event)
+        if cat is not None:
+            totals[cat] += event.self_cpu_time_total / 1e6
+    totals["Python (and profiler overhead)"] = max(wall - sum(totals.values()), 0.0)
+    return {k: v / steps * 1e3 for k, v in totals.items()}, wall / steps * 1e3
+
+
+def print_profiles(loops, steps_per_epoch):
+    profiles = {name: profile_breakdown(run, steps_per_epoch) for name, run in loops.items()}
+    names = list(profiles)
+    print(f"\nprofile, ms per training step (one epoch under torch.profiler, {steps_per_epoch} steps):")
+    print(f"{'':32s}" + "".join(f"{n:>22s}" for n in names))
+    for cat in profiles[names[0]][0]:
+        print(f"{cat:32s}" + "".join(f"{profiles[n][0][cat]:15.3f} ({profiles[n][0][cat] / profiles[n][1]:4.0%})"
+                                     for n in names))
+    print(f"{'total (wall, profiled)':32s}" + "".join(f"{profiles[n][1]:22.3f}" for n in names))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--n", type=int, default=10000, help="training images (first n)")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="whole epochs per timing")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=1, help="alternate the loops this many times, keep the best")
+    parser.add_argument("--repeats", type=int, default=5, help="alternate the loops this many times")
     parser.add_argument("--arch", choices=["burda", "small"], default="burda",
                         help="burda: 784-200-200-50 (default); small: 784-256-16, where loop overhead matters more")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd objective")
+    parser.add_argument("--peers", choices=["one", "all"], default="all",
+                        help="one: only the DataLoader peer; all: also its two variants")
+    parser.add_argument("--profile", action="store_true", help="print where a step's time goes (CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: as set)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     global ARCH
     ARCH = args.arch
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device) if args.device else default_device()
     images = training.load_dataset(args.dataset, "train")[:args.n]
     data_cpu = training.to_device_tensor(images, "cpu")
     data_dev = data_cpu.to(device)
     print(f"device={device}  torch={torch.__version__}  threads={torch.get_num_threads()}  arch={args.arch}  "
-          f"n={len(images)}  epochs={args.epochs}  batch={args.batch_size}")
+          f"n={len(images)}  epochs={args.epochs}  batch={args.batch_size}  repeats={args.repeats}")
 
-    best = {"package": 0.0, "DataLoader": 0.0, "DataLoader, no .item()": 0.0,
-            "DataLoader, per-item Dataset": 0.0}
+    package = PackageLoop(data_dev, args.batch_size, device)
+    loops = {"package": lambda: package.run(args.epochs)}
+    if args.compile:
+        compiled = PackageLoop(data_dev, args.batch_size, device, compile=True)
+        print(f"compile time (first two steps, forward and backward): {compiled.compile_seconds:.1f} s")
+        loops["package, compiled"] = lambda: compiled.run(args.epochs)
+    loops["DataLoader"] = lambda: dataloader_loop(data_cpu, args.epochs, args.batch_size, device)
+    if args.peers == "all":
+        loops["DataLoader, no .item()"] = lambda: dataloader_loop(
+            data_cpu, args.epochs, args.batch_size, device, item_every_step=False)
+        loops["DataLoader, per-item Dataset"] = lambda: dataloader_loop_per_item(
+            images, args.epochs, args.batch_size, device)
+
+    rates = {name: [] for name in loops}
     for _ in range(args.repeats):
-        best["package"] = max(best["package"], package_loop(data_dev, args.epochs, args.batch_size, device)[0])
-        best["DataLoader"] = max(best["DataLoader"],
-                                 dataloader_loop(data_cpu, args.epochs, args.batch_size, device)[0])
-        best["DataLoader, no .item()"] = max(
-            best["DataLoader, no .item()"],
-            dataloader_loop(data_cpu, args.epochs, args.batch_size, device, item_every_step=False)[0])
-        best["DataLoader, per-item Dataset"] = max(
-            best["DataLoader, per-item Dataset"],
-            dataloader_loop_per_item(images, args.epochs, args.batch_size, device)[0])
-    for name, eps in best.items():
-        print(f"{name:<30s} {eps:8.3f} epochs/s  ({eps * len(images):9.0f} images/s)")
-    for other in list(best)[1:]:
-        print(f"ratio package / {other + ':':<30s} {best['package'] / best[other]:.2f}x")
+        for name, run in loops.items():
+            rates[name].append(run())
+    for name, values in rates.items():
+        med = statistics.median(values)
+        print(f"{name:<30s} {med:8.3f} epochs/s  ({med * len(images):9.0f} images/s)  "
+              f"spread {min(values):.3f}-{max(values):.3f}")
+    packages = [n for n in rates if n.startswith("package")]
+    peers = [n for n in rates if not n.startswith("package")]
+    for mine in packages:
+        for other in peers:
+            paired = [a / b for a, b in zip(rates[mine], rates[other])]
+            print(f"ratio {mine} / {other + ':':<30s} {statistics.median(rates[mine]) / statistics.median(rates[other]):.2f}x"
+                  f"  (per repeat: median {statistics.median(paired):.2f}x, {min(paired):.2f}-{max(paired):.2f}x)")
+
+    if args.profile:
+        steps = -(-len(images) // args.batch_size)
+        profiled = {"package": lambda: package.run(1)}
+        if args.compile:
+            profiled["package, compiled"] = lambda: compiled.run(1)
+        profiled["DataLoader"] = lambda: dataloader_loop(data_cpu, 1, args.batch_size, device)
+        print_profiles(profiled, steps)
 
 
 if __name__ == "__main__":
