@@ -14,10 +14,10 @@ sets its threads and runs the workload; the wall time of the whole process is me
 * **cli**: ``python -m vae_from_scratch train`` for a few epochs on 5,000 MNIST images (digits without
   MNIST), no evaluation.
 
-Thread settings: **policy** (the package's default: nothing set by the user; the children get no
-``OMP_NUM_THREADS`` & co. from this process either) and **torch default** (``torch.set_num_threads``
-to the number of cores, what torch does when nothing limits it: 2 on a 2-core machine), plus any
-``--threads N``. "under load" runs the same with one busy pure-Python process (``while True: pass``)
+Thread settings: **policy** (the package's default, :mod:`vae_from_scratch.threads`: nothing set by
+the user; the children get no ``OMP_NUM_THREADS`` & co. from this process either), **torch default**
+(``VAE_FROM_SCRATCH_THREADS=off``: torch's and BLAS's own defaults, one thread per core, what the
+package did before the policy), plus any ``--threads N`` (``VAE_FROM_SCRATCH_THREADS=N``). "under load" runs the same with one busy pure-Python process (``while True: pass``)
 started beside it.
 
 Prints per workload and setting the quiet and loaded times, the ratio loaded / quiet (target <= 1.5)
@@ -43,15 +43,21 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VEC
 
 
 def apply_threads(setting):
-    """In the child: leave the policy alone, or force ``torch.set_num_threads``."""
+    """In the child: the setting is in the environment (``VAE_FROM_SCRATCH_THREADS``), which the
+    package's thread policy reads on import; packages without the policy get ``torch.set_num_threads``."""
     import torch
 
-    import vae_from_scratch.torch  # noqa: F401  (the package's thread policy, where it exists, runs here)
+    import vae_from_scratch.torch  # noqa: F401  (applies the thread policy, where there is one)
 
-    if setting == "torch-default":
-        torch.set_num_threads(os.cpu_count() or 1)
-    elif setting != "policy":
-        torch.set_num_threads(int(setting))
+    try:
+        import vae_from_scratch.threads  # noqa: F401
+    except ImportError:
+        if setting == "torch-default":
+            torch.set_num_threads(os.cpu_count() or 1)
+        elif setting != "policy":
+            torch.set_num_threads(int(setting))
+        elif (os.cpu_count() or 1) > 1:
+            torch.set_num_threads((os.cpu_count() or 1) - 1)
     return torch.get_num_threads()
 
 
@@ -111,8 +117,12 @@ def child_main(args):
 # --- the driver -------------------------------------------------------------------------------------------
 
 
-def child_env():
+def child_env(setting):
     env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
+    if setting == "torch-default":
+        env["VAE_FROM_SCRATCH_THREADS"] = "off"  # the libraries' own defaults: torch takes every core
+    elif setting != "policy":
+        env["VAE_FROM_SCRATCH_THREADS"] = setting
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("VAE_FROM_SCRATCH_DEVICE", "cpu")
     return env
@@ -141,7 +151,7 @@ def run_once(workload, setting, scale, loaded, timeout, out):
     try:
         t0 = time.perf_counter()
         try:
-            done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(command, env=child_env(setting), capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return None, None
         seconds = time.perf_counter() - t0
