@@ -59,13 +59,13 @@ class PackageLoop:
     """The package's loop; the model and the (compiled) objective are built once, the weights reset
     before every timing, so that ``torch.compile`` compiles once."""
 
-    def __init__(self, data, batch_size, device, compile=False):
+    def __init__(self, data, batch_size, device, compile=False, compile_mode=None):
         self.data, self.batch_size, self.device = data, batch_size, device
         self.model = make_model(data, device)
         self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.objective = make_objective("elbo")
         if compile:
-            self.objective = training.compile_objective(self.objective)
+            self.objective = training.compile_objective(self.objective, mode=compile_mode)
         self.compile_seconds = None
         if compile:  # compile (forward and backward) outside the timings
             t0 = time.perf_counter()
@@ -218,6 +218,9 @@ def main():
     parser.add_argument("--arch", choices=["burda", "small"], default="burda",
                         help="burda: 784-200-200-50 (default); small: 784-256-16, where loop overhead matters more")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd objective")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile mode, e.g. reduce-overhead (CUDA graphs on a GPU)")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--peers", choices=["one", "all"], default="all",
                         help="one: only the DataLoader peer; all: also its two variants")
     parser.add_argument("--profile", action="store_true", help="print where a step's time goes (CPU)")
@@ -239,7 +242,7 @@ def main():
     package = PackageLoop(data_dev, args.batch_size, device)
     loops = {"package": lambda: package.run(args.epochs)}
     if args.compile:
-        compiled = PackageLoop(data_dev, args.batch_size, device, compile=True)
+        compiled = PackageLoop(data_dev, args.batch_size, device, compile=True, compile_mode=args.compile_mode)
         print(f"compile time (first two steps, forward and backward): {compiled.compile_seconds:.1f} s")
         loops["package, compiled"] = lambda: compiled.run(args.epochs)
     loops["DataLoader"] = lambda: dataloader_loop(data_cpu, args.epochs, args.batch_size, device)
@@ -264,6 +267,23 @@ def main():
             paired = [a / b for a, b in zip(rates[mine], rates[other])]
             print(f"ratio {mine} / {other + ':':<30s} {statistics.median(rates[mine]) / statistics.median(rates[other]):.2f}x"
                   f"  (per repeat: median {statistics.median(paired):.2f}x, {min(paired):.2f}-{max(paired):.2f}x)")
+
+    if args.json:
+        import json
+        import platform
+
+        report = {"device": str(device), "device_name": (torch.cuda.get_device_name(device)
+                                                         if device.type == "cuda" else platform.processor()),
+                  "torch": torch.__version__, "threads": torch.get_num_threads(), "arch": args.arch,
+                  "n": len(images), "epochs": args.epochs, "batch_size": args.batch_size,
+                  "repeats": args.repeats, "compile_mode": args.compile_mode,
+                  "compile_seconds": compiled.compile_seconds if args.compile else None,
+                  "epochs_per_second": rates,
+                  "median_epochs_per_second": {k: statistics.median(v) for k, v in rates.items()},
+                  "ratios_of_medians": {f"{a} / {b}": statistics.median(rates[a]) / statistics.median(rates[b])
+                                        for a in packages for b in peers}}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
     if args.profile:
         steps = -(-len(images) // args.batch_size)

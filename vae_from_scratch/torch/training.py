@@ -225,14 +225,15 @@ def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_ge
     return sums.sum() / n, first_bad
 
 
-def compile_objective(objective):
+def compile_objective(objective, mode=None):
     """``objective`` through ``torch.compile``: its forward and backward become generated kernels
     (the noise is still drawn eagerly with the generator, where dynamo breaks the graph).
 
     Optional (``TrainConfig.compile``, CLI ``--compile``): compiling costs seconds on the first steps,
-    needs a C compiler on a CPU, and on a CPU helps little (``benchmarks/README.md``).
+    needs a C compiler on a CPU, and on a CPU helps little (``benchmarks/README.md``). ``mode`` is
+    ``torch.compile``'s (e.g. ``"reduce-overhead"``: CUDA graphs on a GPU).
     """
-    return torch.compile(objective, dynamic=False)
+    return torch.compile(objective, dynamic=False, mode=mode)
 
 
 @torch.no_grad()
