@@ -25,7 +25,9 @@ whole epochs:
 The loops alternate ``--repeats`` times (package, peer, ..., package, peer, ...), so a change in the
 machine's load hits all of them alike. Prints the median epochs per second of each with the spread
 (min-max) and the ratios package / peer: the ratio of the medians and the median of the per-repeat
-ratios (each from adjacent runs). A benchmark, not a test: the numbers depend on the machine and on
+ratios (each from adjacent runs); on a CPU both per second of wall-clock time and per second of the
+process's CPU time (which, on a machine shared with other jobs, counts the work and not the waiting;
+with one thread it is the better measure of what the loop costs). A benchmark, not a test: the numbers depend on the machine and on
 what else runs on it.
 """
 
@@ -79,13 +81,13 @@ class PackageLoop:
         noise_gen = torch.Generator(device=self.device).manual_seed(1)
         data = self.data if limit is None else self.data[:limit]
         _sync(self.device)
-        t0 = time.perf_counter()
+        t0 = _clocks()
         for _ in range(epochs):
             value, _ = training.run_epoch(self.model, optimizer, data, self.batch_size, self.objective,
                                           perm_generator=perm_gen, noise_generator=noise_gen)
             float(value)  # once per epoch
         _sync(self.device)
-        return epochs / (time.perf_counter() - t0)
+        return _rates(epochs, t0)
 
 
 def dataloader_loop(data_cpu, epochs, batch_size, device, item_every_step=True):
@@ -94,7 +96,7 @@ def dataloader_loop(data_cpu, epochs, batch_size, device, item_every_step=True):
     loader = DataLoader(TensorDataset(data_cpu), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = _clocks()
     for _ in range(epochs):
         total, count = 0.0, 0
         for (x,) in loader:
@@ -107,7 +109,7 @@ def dataloader_loop(data_cpu, epochs, batch_size, device, item_every_step=True):
                 total += loss.item() * len(x)
             count += len(x)
     _sync(device)
-    return epochs / (time.perf_counter() - t0)
+    return _rates(epochs, t0)
 
 
 class PerItem(Dataset):
@@ -129,7 +131,7 @@ def dataloader_loop_per_item(images, epochs, batch_size, device):
     loader = DataLoader(PerItem(images), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = _clocks()
     for _ in range(epochs):
         for (x,) in loader:
             loss = -model.elbo(x.to(device)).mean()
@@ -138,7 +140,18 @@ def dataloader_loop_per_item(images, epochs, batch_size, device):
             optimizer.step()
             loss.item()
     _sync(device)
-    return epochs / (time.perf_counter() - t0)
+    return _rates(epochs, t0)
+
+
+def _clocks():
+    return time.perf_counter(), time.process_time()
+
+
+def _rates(epochs, start):
+    """Epochs per second of wall time, and per second of this process's CPU time (all its threads):
+    on a machine shared with other jobs the CPU time counts only the work done, not the waiting."""
+    wall, cpu = _clocks()
+    return {"wall": epochs / (wall - start[0]), "cpu": epochs / max(cpu - start[1], 1e-9)}
 
 
 def _sync(device):
@@ -252,21 +265,27 @@ def main():
         loops["DataLoader, per-item Dataset"] = lambda: dataloader_loop_per_item(
             images, args.epochs, args.batch_size, device)
 
-    rates = {name: [] for name in loops}
+    runs = {name: [] for name in loops}
     for _ in range(args.repeats):
         for name, run in loops.items():
-            rates[name].append(run())
-    for name, values in rates.items():
-        med = statistics.median(values)
-        print(f"{name:<30s} {med:8.3f} epochs/s  ({med * len(images):9.0f} images/s)  "
-              f"spread {min(values):.3f}-{max(values):.3f}")
-    packages = [n for n in rates if n.startswith("package")]
-    peers = [n for n in rates if not n.startswith("package")]
-    for mine in packages:
-        for other in peers:
-            paired = [a / b for a, b in zip(rates[mine], rates[other])]
-            print(f"ratio {mine} / {other + ':':<30s} {statistics.median(rates[mine]) / statistics.median(rates[other]):.2f}x"
-                  f"  (per repeat: median {statistics.median(paired):.2f}x, {min(paired):.2f}-{max(paired):.2f}x)")
+            runs[name].append(run())
+    packages = [n for n in runs if n.startswith("package")]
+    peers = [n for n in runs if not n.startswith("package")]
+    clocks = ["wall", "cpu"] if device.type == "cpu" else ["wall"]
+    for clock in clocks:
+        rates = {name: [r[clock] for r in values] for name, values in runs.items()}
+        print(f"\nepochs per second of {'wall-clock' if clock == 'wall' else 'CPU'} time "
+              f"(median of {args.repeats}, spread min-max):")
+        for name, values in rates.items():
+            med = statistics.median(values)
+            print(f"{name:<30s} {med:8.3f} epochs/s  ({med * len(images):9.0f} images/s)  "
+                  f"spread {min(values):.3f}-{max(values):.3f}")
+        for mine in packages:
+            for other in peers:
+                paired = [a / b for a, b in zip(rates[mine], rates[other])]
+                print(f"ratio {mine} / {other + ':':<30s} "
+                      f"{statistics.median(rates[mine]) / statistics.median(rates[other]):.2f}x"
+                      f"  (per repeat: median {statistics.median(paired):.2f}x, {min(paired):.2f}-{max(paired):.2f}x)")
 
     if args.json:
         import json
@@ -278,10 +297,13 @@ def main():
                   "n": len(images), "epochs": args.epochs, "batch_size": args.batch_size,
                   "repeats": args.repeats, "compile_mode": args.compile_mode,
                   "compile_seconds": compiled.compile_seconds if args.compile else None,
-                  "epochs_per_second": rates,
-                  "median_epochs_per_second": {k: statistics.median(v) for k, v in rates.items()},
-                  "ratios_of_medians": {f"{a} / {b}": statistics.median(rates[a]) / statistics.median(rates[b])
-                                        for a in packages for b in peers}}
+                  "epochs_per_second": runs}
+        for clock in clocks:
+            rates = {name: [r[clock] for r in values] for name, values in runs.items()}
+            report[f"median_epochs_per_{clock}_second"] = {k: statistics.median(v) for k, v in rates.items()}
+            report[f"ratios_of_medians_{clock}"] = {
+                f"{a} / {b}": statistics.median(rates[a]) / statistics.median(rates[b])
+                for a in packages for b in peers}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
