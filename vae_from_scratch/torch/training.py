@@ -135,7 +135,7 @@ def make_optimizer(parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
 
     The fused kernel updates every parameter tensor in one pass (torch >= 2.4 on CPU and CUDA); the
     default implementation runs about ten element-wise operations per parameter tensor, which on a
-    CPU cost a third of a training step of Burda et al.'s model (``benchmarks/README.md``). Same
+    CPU cost about a quarter of a training step of Burda et al.'s model (``benchmarks/README.md``). Same
     update rule, same ``state_dict`` (checkpoints move between the two).
     """
     parameters = list(parameters)
