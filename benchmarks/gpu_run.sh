@@ -47,7 +47,9 @@ if compgen -G "$GPU_CARRY/wheels/*.whl" > /dev/null; then
     if [ -n "${GPU_FORCE_INSTALL:-}" ] || ! "$PYTHON" -c "import $name" 2>/dev/null; then
       log "installing $(basename "$wheel") into $SITE"
       "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$SITE" "$wheel" >> "$LOG" 2>&1 \
-        || log "could not install $(basename "$wheel")"
+        || "$PYTHON" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" \
+             "$wheel" "$SITE" \
+        || log "could not install $(basename "$wheel")"   # a pure-Python wheel is importable unzipped
     fi
   done
 fi
