@@ -67,7 +67,41 @@ def averages_over_data(x, W, b, log_s, z):
     return values[: len(x)] if len(values) >= len(x) else onp.resize(values, len(x))
 
 
+# --- 1.3 log_second_moment_ratio(x, W, b, log_s) ------------------------------------------------
+
+
+def _logpdf(x, W, b, s2):
+    return scipy.stats.multivariate_normal(b, W @ W.T + s2 * onp.eye(W.shape[0])).logpdf(x)
+
+
+def ratio_forgets_constant(x, W, b, log_s):
+    """Drops the (4 pi s^2)^(-D/2) in p(x|z)^2 = (4 pi s^2)^(-D/2) N(x; W z + b, s^2/2 I)."""
+    s2 = onp.exp(2.0 * log_s)
+    return _logpdf(x, W, b, s2 / 2.0) - 2.0 * _logpdf(x, W, b, s2)
+
+
+def ratio_keeps_full_noise(x, W, b, log_s):
+    """Uses s^2 instead of s^2 / 2 for the variance of the squared likelihood."""
+    D, s2 = W.shape[0], onp.exp(2.0 * log_s)
+    return -0.5 * D * onp.log(4.0 * onp.pi * s2) + _logpdf(x, W, b, s2) - 2.0 * _logpdf(x, W, b, s2)
+
+
+def ratio_returns_v(x, W, b, log_s):
+    """Returns v = E[p^2] / p^2 - 1 itself instead of log(1 + v)."""
+    D, s2 = W.shape[0], onp.exp(2.0 * log_s)
+    log_ratio = -0.5 * D * onp.log(4.0 * onp.pi * s2) + _logpdf(x, W, b, s2 / 2.0) - 2.0 * _logpdf(x, W, b, s2)
+    return onp.expm1(log_ratio)
+
+
+def ratio_of_densities(x, W, b, log_s):
+    """Right formula, computed with densities: 0 / 0 for D = 784."""
+    D, s2 = W.shape[0], onp.exp(2.0 * log_s)
+    second = (4.0 * onp.pi * s2) ** (-D / 2) * onp.exp(_logpdf(x, W, b, s2 / 2.0))
+    return onp.log(second / onp.exp(_logpdf(x, W, b, s2)) ** 2)
+
+
 MUTANTS = {
     "1.1": [log_of_det, log_of_density, s_not_squared, forgets_the_latent],
     "1.2": [naive_exp_then_log, mean_of_log_likelihoods, forgets_log_s, averages_over_data],
+    "1.3": [ratio_forgets_constant, ratio_keeps_full_noise, ratio_returns_v, ratio_of_densities],
 }

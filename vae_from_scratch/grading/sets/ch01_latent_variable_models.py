@@ -5,7 +5,9 @@ r"""Exercise set 1: latent-variable models and the marginal likelihood
 :math:`\log\mathcal N(\mathbf x; \mathbf b, \mathbf W\mathbf W^\top + s^2\mathbf I)` (reference
 :func:`vae_from_scratch.numpy.testbed.log_marginal`); 1.2 the naive Monte Carlo estimate
 :math:`\log \frac1S\sum_s p(\mathbf x\mid\mathbf z_s)` with :math:`\mathbf z_s \sim p(\mathbf z)`, in log
-space (reference :func:`naive_log_marginal` below; the chapter writes it inline).
+space (reference :func:`naive_log_marginal` below; the chapter writes it inline); 1.3 (derive) the
+relative variance of that estimator as :math:`\log(1 + v(\mathbf x))`, which sets the number of samples
+it needs (reference :func:`log_second_moment_ratio` below).
 
 Tolerances. The oracles are independent float64 computations: scipy's multivariate normal for small
 D, and for D = 784 the matrix determinant lemma and the Woodbury identity in the K-dimensional latent
@@ -20,7 +22,9 @@ forms break although they pass every small test: the density is about exp(-1000)
 exp(-1900), both 0.0 in float64, so log(pdf), log(det C) and log(mean(exp(log-likelihoods))) return
 -inf.
 
-Statistical test. 1.2's convergence test uses S = 100000 prior samples on a model whose posterior
+Statistical tests. 1.3 compares exp(answer) with the Monte Carlo average of (p(x|z) / p(x))^2 over
+200000 prior samples by a two-sided z-test at 5 standard errors (false-failure rate 5.7e-7). 1.2's
+convergence test uses S = 100000 prior samples on a model whose posterior
 is as wide as the prior (K = 1, D = 2, s = 1): the relative variance v(x) of the naive estimator is
 below 5 there, so the standard deviation of the log estimate is below sqrt(5 / 1e5) = 0.007, and the
 tolerance 0.05 is more than 7 standard deviations (false-failure rate below 1e-12). Every other test
@@ -181,3 +185,73 @@ def _(f, rng):
     # standard deviation of the estimate below 0.007 (module docstring): 0.05 is > 7 of them
     assert_close(f(x, W, b, log_s, z), exact, rtol=0.0, atol=0.05,
                  what="your estimate with S = 100000 (compared with the exact log p(x))")
+
+
+# --- 1.3 ----------------------------------------------------------------------------------------
+
+
+def log_second_moment_ratio(x, W, b, log_s):
+    """log(1 + v(x)) = log E_p(z)[p(x | z)^2] - 2 log p(x) for the testbed, in closed form.
+
+    Reference solution: p(x | z)^2 = (4 pi s^2)^(-D/2) N(x; W z + b, (s^2 / 2) I), so
+    E_p(z)[p(x | z)^2] = (4 pi s^2)^(-D/2) N(x; b, W W^T + (s^2 / 2) I); both log-densities by
+    testbed.log_marginal (a Cholesky factor), never as densities.
+    """
+    D = W.shape[0]
+    log_m2 = -0.5 * D * onp.log(4.0 * onp.pi) - D * log_s + testbed.log_marginal(x, W, b, log_s - 0.5 * onp.log(2.0))
+    return log_m2 - 2.0 * testbed.log_marginal(x, W, b, log_s)
+
+
+EX3 = exercise("1.3", "How many samples naive Monte Carlo needs (derive)", function="log_second_moment_ratio",
+               reference=log_second_moment_ratio)
+
+
+def _oracle_ratio(x, W, b, log_s):
+    D = W.shape[0]
+    half = log_s - 0.5 * onp.log(2.0)
+    return (-0.5 * D * onp.log(4.0 * onp.pi) - D * log_s + _oracle_woodbury(x, W, b, half)
+            - 2.0 * _oracle_woodbury(x, W, b, log_s))
+
+
+@EX3.test("matches log(1 + v(x)) in closed form for one data point and for a batch", points=2,
+          hint="Write p(x | z)^2 as a constant times a Gaussian in x with variance s^2 / 2 (check the "
+               "constant: (4 pi s^2)^(-D/2)), then integrate over z exactly as for p(x).")
+def _(f, rng):
+    W, b, log_s = _model(rng)
+    x = rng.normal(0.0, 1.5, W.shape[0])
+    assert_close(onp.asarray(f(x, W, b, log_s), dtype=float), onp.asarray(_oracle_ratio(x, W, b, log_s)),
+                 rtol=TOL, atol=TOL, what="your log(1 + v) for one data point")
+    xs = rng.normal(0.0, 1.5, (5, W.shape[0]))
+    assert_close(f(xs, W, b, log_s), _oracle_ratio(xs, W, b, log_s), rtol=TOL, atol=TOL,
+                 what="your log(1 + v) for a batch (N, D)")
+
+
+@EX3.test("agrees with a Monte Carlo estimate of E[p(x|z)^2] / p(x)^2 (z-test)", points=1,
+          hint="1 + v(x) is the average over prior samples z of (p(x | z) / p(x))^2: your closed form "
+               "must match it. Return the logarithm, log(1 + v), not v.")
+def _(f, rng):
+    W, b, log_s = _model(rng, D=2, K=1, log_s=0.0)
+    W = 0.5 * W  # a weak decoder: w = p(x|z) / p(x) has light tails
+    x = b + rng.normal(0.0, 1.0, 2)
+    z = rng.standard_normal((200_000, 1))
+    log_w = (scipy.stats.norm.logpdf(x, loc=z @ W.T + b, scale=1.0).sum(-1)
+             - testbed.log_marginal(x, W, b, log_s))
+    value = float(onp.asarray(f(x, W, b, log_s), dtype=float))
+    w2 = onp.exp(2.0 * log_w)
+    se = w2.std(ddof=1) / onp.sqrt(len(w2))
+    # z-test at 5 standard errors (false-failure rate 5.7e-7, normal approximation): E[w^4] is finite
+    # for any Gaussian decoder, and with |W| small w^2 stays within a few units
+    assert abs(w2.mean() - onp.exp(value)) < 5.0 * se, (
+        "exp(your value) is more than 5 standard errors from the Monte Carlo average of "
+        "(p(x|z) / p(x))^2 over prior samples")
+
+
+@EX3.test("is finite and exact for 784-dimensional data (the densities underflow)", points=1,
+          hint="For D = 784 p(x) is about exp(-4000): compute log-densities (Cholesky factors), never "
+               "densities or their ratios.")
+def _(f, rng):
+    W, b, log_s = _model(rng, D=784, K=int(rng.integers(2, 5)), log_s=float(onp.log(0.3)))
+    x = b + rng.normal(0.0, 1.0, (2, W.shape[1])) @ W.T + rng.normal(0.0, 1.0, (2, 784))
+    values = onp.asarray(f(x, W, b, log_s), dtype=float)
+    assert onp.all(onp.isfinite(values)), "your log(1 + v) is not finite for D = 784"
+    assert_close(values, _oracle_ratio(x, W, b, log_s), rtol=TOL, atol=1e-6)
