@@ -200,6 +200,30 @@ def factorized_std_not_log(x, W, b, log_s):
     return mean, 1.0 / np.diag(precision), gap
 
 
+# --- 2.5 elbo_at_prior(x, W, b, log_s) -----------------------------------------------------------
+
+
+def elbo_prior_plug_in_mean(x, W, b, log_s):
+    """log p(x | z = 0): the likelihood at the prior's mean instead of its average over the prior."""
+    D, s2 = W.shape[0], np.exp(2.0 * log_s)
+    return -0.5 * D * np.log(2.0 * np.pi * s2) - np.sum((x - b) ** 2, axis=-1) / (2.0 * s2)
+
+
+def elbo_prior_is_log_marginal(x, W, b, log_s):
+    """log p(x) itself: the ELBO at q = p(z) is below it by KL(p(z) || p(z | x))."""
+    D = W.shape[0]
+    C = W @ W.T + np.exp(2.0 * log_s) * np.eye(D)
+    r = x - b
+    quad = np.sum(r * np.linalg.solve(C, np.reshape(r, (-1, D)).T).T.reshape(np.shape(r)), axis=-1)
+    return -0.5 * (quad + np.linalg.slogdet(C)[1] + D * LOG_2PI)
+
+
+def elbo_prior_s_not_squared(x, W, b, log_s):
+    """Divides the squared residual by 2 s instead of 2 s^2."""
+    D, s = W.shape[0], np.exp(log_s)
+    return -0.5 * D * np.log(2.0 * np.pi * s**2) - (np.sum((x - b) ** 2, axis=-1) + np.sum(W**2)) / (2.0 * s)
+
+
 MUTANTS = {
     "2.1": [elbo_log_var_as_log_std, elbo_sum_over_samples, elbo_kl_sign_flip, elbo_forgets_prior,
             elbo_samples_from_prior, elbo_log_of_density_products],
@@ -209,4 +233,5 @@ MUTANTS = {
             posterior_data_space],
     "2.4": [factorized_marginal_variances, factorized_gap_via_det, factorized_zero_gap,
             factorized_std_not_log],
+    "2.5": [elbo_prior_plug_in_mean, elbo_prior_is_log_marginal, elbo_prior_s_not_squared],
 }

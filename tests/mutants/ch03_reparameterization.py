@@ -147,6 +147,33 @@ def kl_full_forgets_minus_k(mean, L):
     return 0.5 * (np.sum(L**2, axis=(-2, -1)) + np.sum(mean**2, axis=-1)) - log_det
 
 
+# --- 3.5 reparam_gradient_variance(mean, log_std) -------------------------------------------------
+
+
+def variance_forgets_mean_term(mean, log_std):
+    """Drops the 4 mean^2 sigma^2 in the log_std variance (treats z as if it had mean zero)."""
+    var = np.exp(2.0 * log_std)
+    return 4.0 * var, 8.0 * var**2
+
+
+def variance_eps_squared_one(mean, log_std):
+    """Uses Var(eps^2) = 1 instead of 2."""
+    var = np.exp(2.0 * log_std)
+    return 4.0 * var, 4.0 * mean**2 * var + 4.0 * var**2
+
+
+def variance_in_sigma(mean, log_std):
+    """Differentiates with respect to sigma instead of log sigma (no factor sigma)."""
+    var = np.exp(2.0 * log_std)
+    return 4.0 * var, 4.0 * mean**2 + 8.0 * var
+
+
+def variance_returns_std(mean, log_std):
+    """Returns standard deviations instead of variances."""
+    var = np.exp(2.0 * log_std)
+    return 2.0 * np.sqrt(var), np.sqrt(4.0 * mean**2 * var + 8.0 * var**2)
+
+
 MUTANTS = {
     "3.1": [diag_log_var_as_log_std, diag_log_det_sign_flip, diag_forgets_jacobian, diag_wrong_axis,
             diag_log_det_of_product],
@@ -154,4 +181,5 @@ MUTANTS = {
             factor_in_place, factor_log_det_via_det],
     "3.3": [pd_forgets_stop_gradient, pd_stops_everything, pd_stops_the_sample, pd_sign_flip],
     "3.4": [kl_full_trace_of_factor, kl_full_log_of_det, kl_full_half_log_det, kl_full_forgets_minus_k],
+    "3.5": [variance_forgets_mean_term, variance_eps_squared_one, variance_in_sigma, variance_returns_std],
 }

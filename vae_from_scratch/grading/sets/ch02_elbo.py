@@ -3,7 +3,8 @@ r"""Exercise set 2: the evidence lower bound (``exercises/02_elbo.ipynb``).
 2.1 the Monte Carlo ELBO of a diagonal-Gaussian q (sampled or analytic KL),
 2.2 the closed-form KL between two diagonal Gaussians,
 2.3 the exact posterior of the linear-Gaussian testbed,
-2.4 (derive) the best factorized Gaussian q on the testbed and its gap;
+2.4 (derive) the best factorized Gaussian q on the testbed and its gap,
+2.5 (predict, then derive) the ELBO when q is the prior;
 references in :mod:`vae_from_scratch.numpy.objectives`, :mod:`~vae_from_scratch.numpy.distributions`
 and :mod:`~vae_from_scratch.numpy.testbed`.
 
@@ -23,7 +24,8 @@ conditioning in data space loses the digits of a covariance of size 1e-11; compa
 its size with tolerance 1e-8, while a latent-space answer is exact to ~1e-15 relative), and K = 100
 (2.4: det of the precision overflows).
 
-Statistical test. 2.2's Monte Carlo test is a two-sided z-test at 5 standard errors on n = 20000
+Statistical tests. 2.5's Monte Carlo test is a two-sided z-test at 5 standard errors on n = 20000
+samples of log p(x | z), a quadratic in Gaussian z (finite variance). 2.2's Monte Carlo test is a two-sided z-test at 5 standard errors on n = 20000
 samples: false-failure rate 2 Phi(-5) = 5.7e-7 (normal approximation). Every other test is
 deterministic given its inputs, so each exercise's false-failure rate is below 1e-6 < 1e-4.
 """
@@ -121,10 +123,11 @@ def _(f, rng):
 def _(f, rng):
     S, B, K = 2, 3, 400
     log_likelihood, oracle = _decoder(rng, B, K)
-    mean, log_std = rng.normal(0.0, 1.5, (B, K)), rng.uniform(-3.0, -1.5, (B, K))
+    mean, log_std = rng.normal(0.0, 2.0, (B, K)), rng.uniform(-3.0, -1.5, (B, K))
     eps = rng.standard_normal((S, B, K))
     z = mean + onp.exp(log_std) * eps
-    # the prior density of z is exp(-800) or less: the naive product underflows here
+    # the prior log-density of z is about -1170 +- 60, below -745 where exp underflows to 0.0: the
+    # naive product fails here (the precondition below holds except with probability ~1e-12)
     assert onp.all(scipy.stats.norm.logpdf(z).sum(axis=-1) < -760.0)
     for kl in ("sampled", "analytic"):
         values = onp.asarray(f(log_likelihood, mean, log_std, eps, kl=kl), dtype=float)
@@ -497,3 +500,59 @@ def _(f, rng):
     assert_close(gap, expected_gap, rtol=TOL, atol=1e-7, what="your gap")
     assert_close(log_std, expected_log_std, rtol=TOL, atol=TOL, what="your log_std")
     assert_close(mean, expected_mean, rtol=1e-7, atol=1e-9, what="your mean")
+
+
+# --- 2.5 ----------------------------------------------------------------------------------------
+
+
+def elbo_at_prior(x, W, b, log_s):
+    """The testbed's ELBO when q(z | x) is the prior N(0, I): E_p(z)[log p(x | z)] (the KL term is 0),
+    -D/2 log(2 pi s^2) - (|x - b|^2 + |W|_F^2) / (2 s^2). Reference solution (the package has none)."""
+    D = W.shape[0]
+    s2 = onp.exp(2.0 * log_s)
+    return -0.5 * D * onp.log(2.0 * onp.pi * s2) - (onp.sum((x - b) ** 2, axis=-1) + onp.sum(W**2)) / (2.0 * s2)
+
+
+EX5 = exercise("2.5", "The ELBO when q is the prior (predict, then derive)", function="elbo_at_prior",
+               reference=elbo_at_prior)
+
+
+@EX5.test("matches the closed form for one data point and for a batch", points=2,
+          hint="With q = p(z) the KL term vanishes and the ELBO is E_p(z)[log p(x | z)]: the expected "
+               "squared residual is |x - b|^2 + E|W z|^2 = |x - b|^2 + sum of the squared entries of W.")
+def _(f, rng):
+    W, b, log_s = _model(rng)
+    x = rng.normal(0.0, 2.0, W.shape[0])
+    assert_close(onp.asarray(f(x, W, b, log_s), dtype=float), onp.asarray(elbo_at_prior(x, W, b, log_s)),
+                 rtol=TOL, atol=TOL, what="your ELBO for one data point")
+    xs = rng.normal(0.0, 2.0, (6, W.shape[0]))
+    assert_close(f(xs, W, b, log_s), elbo_at_prior(xs, W, b, log_s), rtol=TOL, atol=TOL,
+                 what="your ELBO for a batch (N, D)")
+
+
+@EX5.test("agrees with the Monte Carlo average of log p(x | z) over prior samples (z-test)", points=1,
+          hint="The ELBO with q = p(z) is an average over z ~ N(0, I), not log p(x | z) at z = 0 (the "
+               "prior's mean): the spread of W z adds to the expected squared residual.")
+def _(f, rng):
+    W, b, log_s = _model(rng)
+    x = rng.normal(0.0, 2.0, W.shape[0])
+    z = rng.standard_normal((20000, W.shape[1]))
+    samples = scipy.stats.norm.logpdf(x, loc=z @ W.T + b, scale=onp.exp(log_s)).sum(-1)
+    value = onp.asarray(f(x, W, b, log_s), dtype=float)
+    assert value.shape == (), f"for x of shape {x.shape} your result has shape {value.shape}, expected ()"
+    # z-test at 5 standard errors: false-failure rate 5.7e-7 (log p(x|z) is quadratic in z)
+    assert_unbiased(samples, value, z=5.0, what="log p(x | z) over samples z ~ p(z)", against="your ELBO")
+
+
+@EX5.test("is below the exact log p(x) by KL(p(z) || p(z | x))", points=1,
+          hint="ELBO = log p(x) - KL(q || p(z | x)) for any q, here q = p(z): your value must be below "
+               "log N(x; b, W W^T + s^2 I) by exactly that KL.")
+def _(f, rng):
+    W, b, log_s = _model(rng)
+    x = rng.normal(0.0, 2.0, W.shape[0])
+    K = W.shape[1]
+    value = float(onp.asarray(f(x, W, b, log_s), dtype=float))
+    gap = testbed.log_marginal(x[None], W, b, log_s)[0] - value
+    expected_gap = testbed.kl_to_posterior(x, W, b, log_s, onp.zeros(K), onp.eye(K))
+    assert_close(onp.asarray(gap), onp.asarray(expected_gap), rtol=TOL, atol=TOL,
+                 what="log p(x) minus your ELBO (the gap)")

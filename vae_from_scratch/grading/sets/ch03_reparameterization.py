@@ -3,7 +3,8 @@ r"""Exercise set 3: the reparameterization trick (``exercises/03_reparameterizat
 3.1 reparameterized diagonal-Gaussian sampler with its log-density, 3.2 the full-covariance factor
 :math:`\mathbf L = \mathbf L_{mask}\odot\mathbf L' + \operatorname{diag}\boldsymbol\sigma` and its
 log-determinant, 3.3 the path-derivative ("sticking the landing") surrogate, 3.4 (derive) the closed-form
-KL of a full-covariance Gaussian to the standard normal. References in
+KL of a full-covariance Gaussian to the standard normal, 3.5 (derive) the variance of the single-sample
+reparameterization gradient of E[sum z^2]. References in
 :mod:`vae_from_scratch.numpy.reparameterization` and :mod:`vae_from_scratch.numpy.estimators`.
 
 High dimension. 3.1, 3.2 and 3.4 each have a test with hundreds of latent dimensions and small
@@ -23,7 +24,9 @@ Statistical tests. 3.3's unbiasedness test is a two-sided z-test at 5 standard e
 5 free gradient coordinates, with n = 20000 i.i.d. per-sample gradients: false-failure rate
 5 * 2 Phi(-5) = 2.9e-6 (normal approximation; the per-sample gradients are polynomials of Gaussians
 with finite variance). Every other test is deterministic given its inputs: the false-failure rate
-of each exercise is below 3e-6 < 1e-4.
+of each exercise is below 3e-6 < 1e-4. 3.4 and 3.5 add z-tests at 5 standard errors (1 and 6
+coordinates: 5.7e-7 and 3.4e-6); 3.5 tests the mean of the i.i.d. squared deviations of the per-sample
+gradients from their exact means (n = 40000; polynomials of Gaussians, finite fourth moments).
 """
 
 import autograd
@@ -359,3 +362,62 @@ def _(f, rng):
     assert onp.isfinite(value), "your KL is not finite for K = 300"
     expected = 0.5 * (onp.sum(L**2) + mean @ mean - K) - onp.sum(onp.log(onp.diag(L)))
     assert_close(value, expected, rtol=RTOL, atol=ATOL)
+
+
+# --- 3.5 ----------------------------------------------------------------------------------------
+
+
+def reparam_gradient_variance(mean, log_std):
+    """Per-coordinate variance of the single-sample reparameterization gradient of E_q[sum_j z_j^2],
+    q = N(mean, diag sigma^2), z = mean + sigma * eps: (4 sigma^2, 4 mean^2 sigma^2 + 8 sigma^4) for the
+    mean and the log standard deviation. Reference solution (the package has none)."""
+    var = onp.exp(2.0 * log_std)
+    return 4.0 * var, 4.0 * mean**2 * var + 8.0 * var**2
+
+
+EX5 = exercise("3.5", "The variance of a reparameterization gradient (derive)",
+               function="reparam_gradient_variance", reference=reparam_gradient_variance)
+
+
+def _variance_inputs(rng, shape):
+    return rng.normal(0.0, 1.5, size=shape), rng.uniform(-1.0, 0.7, size=shape)
+
+
+@EX5.test("matches the closed form", points=2,
+          hint="The single-sample gradients are 2 z (mean) and 2 z sigma eps (log_std), z = mean + sigma "
+               "eps; expand and use Var(eps) = 1, Var(eps^2) = 2, Cov(eps, eps^2) = 0.")
+def _(f, rng):
+    mean, log_std = _variance_inputs(rng, (int(rng.integers(5, 9)),))
+    result = _pair(f(mean, log_std), "(var_mean, var_log_std)", "reparam_gradient_variance")
+    expected = reparam_gradient_variance(mean, log_std)
+    for got, want, name in zip(result, expected, ("var_mean", "var_log_std")):
+        assert_close(got, want, rtol=RTOL, atol=ATOL, what=f"your {name}")
+
+
+@EX5.test("agrees with the sample variance of autograd's per-sample gradients (z-test)", points=1,
+          hint="Differentiate sum_j (mean_j + exp(log_std_j) eps_j)^2 for many eps and compare the spread: "
+               "the log_std gradient has a factor sigma from d sigma / d log_std = sigma.")
+def _(f, rng):
+    K, n = 3, 40000
+    mean, log_std = _variance_inputs(rng, (K,))
+    eps = rng.standard_normal((n, K))
+    sigma = onp.exp(log_std)
+    z = mean + sigma * eps
+    grads = (2.0 * z, 2.0 * z * sigma * eps)  # per-sample gradients, as autograd computes them
+    var_mean, var_log_std = _pair(f(mean, log_std), "(var_mean, var_log_std)", "reparam_gradient_variance")
+    exact_means = (2.0 * mean, 2.0 * sigma**2)  # E[2 z] and E[2 z sigma eps]
+    for g, g_mean, answer, name in zip(grads, exact_means, (var_mean, var_log_std), ("mean", "log_std")):
+        squared = (g - g_mean) ** 2  # i.i.d., with mean exactly the variance
+        # z-test at 5 standard errors on each of 2 x 3 coordinates: false-failure rate 3.4e-6
+        assert_unbiased(squared, onp.asarray(answer, dtype=float), z=5.0,
+                        what=f"squared deviations of the per-sample gradient in {name}",
+                        against=f"your variance for {name}")
+
+
+@EX5.test("broadcasts over batch axes (B, K)", points=1,
+          hint="Everything is elementwise: no sums, the result has the shape of mean.")
+def _(f, rng):
+    mean, log_std = _variance_inputs(rng, (int(rng.integers(2, 5)), int(rng.integers(3, 6))))
+    result = _pair(f(mean, log_std), "(var_mean, var_log_std)", "reparam_gradient_variance")
+    for got, want in zip(result, reparam_gradient_variance(mean, log_std)):
+        assert_close(got, want, rtol=RTOL, atol=ATOL)
