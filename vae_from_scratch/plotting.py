@@ -1,0 +1,68 @@
+"""The book's figure style: one call at the top of a chapter, ``use_book_style()``.
+
+* Colours: the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), which stays
+  distinguishable under the common colour-vision deficiencies. Series are told apart by marker and
+  line style as well, so a figure also reads in greyscale: the property cycle steps colour, marker
+  and line style together.
+* Text: tick labels, legends and axis labels at 9 points or more, so that a 7-inch figure scaled
+  down to a 400 px phone screen still has legible labels.
+* Resolution: inline figures are stored as PNG at twice the pixel density ("retina"), shown at
+  their nominal size, so they stay sharp when zoomed and in the PDF. PNG rather than SVG because
+  nbval compares SVG text (which differs between runs) but not PNG bytes.
+"""
+
+from cycler import cycler
+
+#: Okabe-Ito colours, darkest-contrast first (yellow #F0E442 is left out: too light on white).
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: One marker and one line style per colour, so no two series share any of the three.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
+
+MIN_FONT_SIZE = 9
+
+BOOK_RC = {
+    "axes.prop_cycle": (cycler(color=OKABE_ITO) + cycler(marker=MARKERS)
+                        + cycler(linestyle=LINESTYLES)),
+    "lines.markersize": 4,
+    "lines.linewidth": 1.6,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": MIN_FONT_SIZE,
+    "ytick.labelsize": MIN_FONT_SIZE,
+    "legend.fontsize": MIN_FONT_SIZE,
+    "legend.title_fontsize": MIN_FONT_SIZE,
+    "figure.titlesize": 11,
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "image.cmap": "viridis",
+    "axes.grid": False,
+}
+
+
+def use_book_style(inline_format="retina"):
+    """Apply the book's matplotlib style (colours, markers, line styles, font sizes).
+
+    Call it once near the top of a chapter, after importing matplotlib::
+
+        from vae_from_scratch.plotting import use_book_style
+        use_book_style()
+
+    Line plots with many points should pass ``markevery=`` (or ``marker=""``) so the markers
+    stay readable. ``inline_format`` ("retina", "png" or "svg") sets how Jupyter stores inline
+    figures; outside IPython that part is skipped.
+    """
+    import matplotlib as mpl
+
+    if inline_format not in ("retina", "png", "svg"):
+        raise ValueError(f"inline_format must be 'retina', 'png' or 'svg', not {inline_format!r}")
+    mpl.rcParams.update(BOOK_RC)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats(inline_format)
