@@ -13,8 +13,9 @@
 
 from cycler import cycler
 
-#: Okabe-Ito colours, darkest-contrast first (yellow #F0E442 is left out: too light on white).
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: Okabe-Ito colours. The first five have at least 3:1 contrast against white (WCAG non-text
+#: contrast); orange and sky blue come last, and yellow #F0E442 (1.3:1) is left out.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9")
 #: One marker and one line style per colour, so no two series share any of the three.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
