@@ -69,7 +69,110 @@ def _apply(app, config):
     config.html_context = {**(config.html_context or {}), "book_repository_url": url}
 
 
+def _numbered_and_after(srcdir):
+    """(first file of the first numbered part, first file after the last numbered part) in _toc.yml."""
+    from pathlib import Path
+
+    import yaml
+
+    toc = yaml.safe_load((Path(srcdir) / "_toc.yml").read_text(encoding="utf-8"))
+    files, numbered = [], []
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+            numbered.append(bool(part.get("numbered")))
+    if True not in numbered:
+        return None, None
+    first = numbered.index(True)
+    last = len(numbered) - 1 - numbered[::-1].index(True)
+    return files[first], (files[last + 1] if last + 1 < len(files) else None)
+
+
+def _latex_matter(app, doctree, docname):
+    """In the PDF, the preface, setup and notation are unnumbered front matter; chapters 1, 2, ...
+    are numbered as on the web (so equation (1.4) is (1.4) on paper too); the reference part is
+    unnumbered back matter. Inserts \\frontmatter, \\mainmatter and \\backmatter (document class book)."""
+    if app.builder.name != "latex":
+        return
+    from docutils import nodes
+    from sphinx import addnodes
+
+    main, back = _numbered_and_after(app.srcdir)
+    _preface_as_one_chapter(doctree)
+    unnumbered = "\\setcounter{secnumdepth}{-1}"
+    doctree.insert(0, nodes.raw("", "\\frontmatter\\edef\\vaesecnumdepth{\\arabic{secnumdepth}}"
+                                    + unnumbered + "\n", format="latex"))
+    for node in list(doctree.findall(addnodes.start_of_file)):
+        for target, command in ((main, "\\mainmatter\\setcounter{secnumdepth}{\\vaesecnumdepth}"),
+                                (back, "\\backmatter" + unnumbered)):
+            if target and node["docname"] == target:
+                node.parent.insert(node.parent.index(node), nodes.raw("", command + "\n", format="latex"))
+
+
+def _preface_as_one_chapter(doctree):
+    """The landing page's sections would each become a one-page chapter of the PDF: nest them
+    (and the lead paragraphs) in one chapter, "Preface"."""
+    from docutils import nodes
+    from sphinx import addnodes
+
+    root = next(iter(doctree.findall(nodes.section)), None)
+    if root is None or not root.children or not isinstance(root[0], nodes.title):
+        return
+    keep, preface = [root[0]], []
+    for child in root.children[1:]:
+        (keep if any(True for _ in child.findall(addnodes.start_of_file)) else preface).append(child)
+    if not preface:
+        return
+    section = nodes.section("", nodes.title("", "Preface"), *preface, ids=["vae-preface"], names=["preface"])
+    root.children = []
+    root.extend([keep[0], section, *keep[1:]])
+
+
+EXERCISE_LIST = "<!-- exercise sets: filled in by book/_ext/book_chrome.py -->"
+
+
+def exercise_sets_markdown(srcdir, repository_url="", branch="main"):
+    """One list item per student notebook in exercises/: title, chapter, download, Colab."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(srcdir)
+    lines = []
+    for path in sorted((root / "exercises").glob("[0-9]*.ipynb")):
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        title = path.stem
+        for cell in notebook.get("cells", []):
+            if cell.get("cell_type") == "markdown":
+                text = "".join(cell.get("source", []))
+                match = re.search(r"^#\s+(.+)$", text, re.M)
+                if match:
+                    title = match.group(1).strip()
+                    break
+        ids = (notebook.get("metadata", {}).get("vae_from_scratch") or {}).get("exercises", [])
+        parts = [f"{{download}}`{path.name} <../exercises/{path.name}>`"]
+        if repository_url and "github.com" in repository_url:
+            repo = repository_url.split("github.com/", 1)[1]
+            parts.append(f"[open in Colab](https://colab.research.google.com/github/{repo}/blob/{branch}/"
+                         f"exercises/{path.name})")
+        chapter = sorted(root.glob(f"book/{path.stem[:2]}_*.ipynb"))
+        if chapter:
+            parts.append(f"{{doc}}`chapter {int(path.stem[:2])} <{chapter[0].stem}>`")
+        count = f"{len(ids)} exercises ({', '.join(ids)})" if ids else ""
+        lines.append(f"- **{title}**: {' · '.join(parts)}" + (f"; {count}" if count else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _fill_exercise_list(app, docname, source):
+    if EXERCISE_LIST in source[0]:
+        options = app.config.html_theme_options
+        source[0] = source[0].replace(EXERCISE_LIST, exercise_sets_markdown(
+            app.srcdir, options.get("repository_url", ""), options.get("repository_branch") or "main"))
+
+
 def setup(app):
     _register_bibliography_style()
+    app.connect("source-read", _fill_exercise_list)
+    app.connect("doctree-resolved", _latex_matter)
     app.connect("config-inited", _apply, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
