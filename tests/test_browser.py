@@ -225,3 +225,16 @@ def test_page_reads_at_phone_width(page_path, server, browser):
 _WIDEST = """() => Array.from(document.querySelectorAll('main *')).filter(e => {
   const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1;
 }).slice(0, 5).map(e => e.tagName.toLowerCase() + '.' + e.className + ': ' + (e.textContent || '').slice(0, 40))"""
+
+
+def test_download_menu_offers_the_book_pdf(server, browser):
+    """When `bash .ci/pdf` has put the PDF into the site, every page's download menu links it."""
+    if not HTML.joinpath("vae-from-scratch.pdf").is_file():
+        pytest.skip("no _build/html/vae-from-scratch.pdf: run bash .ci/pdf after bash .ci/book")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _offline(page, [])
+    page.goto(f"{server}/{pages()[1]}", wait_until="load")
+    link = page.locator('.dropdown-download-buttons a[href$="vae-from-scratch.pdf"]')
+    link.wait_for(state="attached", timeout=10000)
+    assert page.request.get(link.evaluate("a => a.href")).ok
+    page.close()

@@ -30,8 +30,10 @@
       var li = document.createElement("li");
       li.innerHTML = '<a href="' + url + '" class="btn btn-sm dropdown-item" title="The whole book, typeset (PDF)">' +
         '<span class="btn__icon-container"><i class="fas fa-book"></i></span>' +
-        '<span class="btn__text-container">book.pdf</span></a>';
+        '<span class="btn__text-container">whole book (.pdf)</span></a>';
       menu.appendChild(li);
+      var print = document.querySelector(".btn-download-pdf-button .btn__text-container");
+      if (print) print.textContent = "print page";
     }).catch(function () {});
   }
 
