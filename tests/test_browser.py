@@ -238,3 +238,16 @@ def test_download_menu_offers_the_book_pdf(server, browser):
     link.wait_for(state="attached", timeout=10000)
     assert page.request.get(link.evaluate("a => a.href")).ok
     page.close()
+
+
+def test_search_snippets_show_no_raw_tex(server, browser):
+    """Search results quote the page around the match; math there reads as text (book.js)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _offline(page, [])
+    page.goto(f"{server}/search.html?q=reparameterization+gradient", wait_until="load")
+    page.wait_for_function("() => document.querySelectorAll('p.context').length >= 3", timeout=20000)
+    page.wait_for_timeout(500)
+    snippets = page.evaluate("() => Array.from(document.querySelectorAll('p.context')).map(p => p.textContent)")
+    raw = [s for s in snippets if any(t in s for t in ("\\(", "\\mathbf", "\\boldsymbol", "\\frac", "\\["))]
+    assert not raw, f"search snippets with raw TeX: {raw[:2]}"
+    page.close()

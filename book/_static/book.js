@@ -45,19 +45,24 @@
     int: "∫", infty: "∞", le: "≤", leq: "≤", ge: "≥", geq: "≥", approx: "≈", ne: "≠", neq: "≠",
     cdot: "·", times: "×", mid: "|", in: "∈", to: "→", sim: "∼", nabla: "∇", partial: "∂",
     log: "log", exp: "exp", mathcal: "", mathbf: "", boldsymbol: "", mathrm: "", operatorname: "",
-    text: "", left: "", right: "", big: "", Big: "", quad: " ", qquad: " ", frac: "" };
+    text: "", left: "", right: "", big: "", Big: "", bigl: "", bigr: "", quad: " ", qquad: " ",
+    frac: "", mathbb: "", mathsf: "", mathit: "", hat: "", tilde: "", bar: "", top: "ᵀ",
+    odot: "⊙", mathrm: "", operatorname: "", displaystyle: "", limits: "" };
   function texToText(tex) {
     return tex
       .replace(/\\begin\{[^}]*\}|\\end\{[^}]*\}|\\label\{[^}]*\}|\\tag\{[^}]*\}|\\nonumber/g, " ")
       .replace(/^\s*(\\\[|\\\(|\$\$?)|(\\\]|\\\)|\$\$?)\s*$/g, "")
       .replace(/\\([A-Za-z]+)/g, function (_, name) { return name in GREEK ? GREEK[name] : name; })
       .replace(/\\[,;:! ]|&|\\\\/g, " ")
-      .replace(/[{}]/g, "")
+      .replace(/[{}_^]/g, "")
       .replace(/\s+/g, " ")
+      .replace(/([(\[|]) /g, "$1")
+      .replace(/ ([)\],])/g, "$1")
       .trim();
   }
   function patchSearch() {
-    if (!window.Search || !Search.htmlToText || Search.__vaePatched) return;
+    // searchtools.js declares `const Search` (a global binding, not a property of window)
+    if (typeof Search === "undefined" || !Search.htmlToText || Search.__vaePatched) return;
     var original = Search.htmlToText;
     Search.htmlToText = function (htmlString, anchor) {
       var doc = new DOMParser().parseFromString(htmlString, "text/html");
@@ -70,9 +75,21 @@
     Search.__vaePatched = true;
   }
 
+  // 4. A figure is drawn at twice the screen's pixel density; on a small screen, tapping it opens
+  //    the image by itself, where it can be zoomed.
+  function zoomableFigures() {
+    document.querySelectorAll(".cell_output figure img, .cell_output img").forEach(function (img) {
+      if (img.closest("a")) return;
+      img.classList.add("vae-zoomable");
+      img.title = img.title || "Open the figure by itself (zoomable)";
+      img.addEventListener("click", function () { window.open(img.src, "_blank", "noopener"); });
+    });
+  }
+
   patchSearch();
   document.addEventListener("DOMContentLoaded", function () {
     patchSearch();
+    zoomableFigures();
     afterMathJax();
     offerBookPdf();
   });
