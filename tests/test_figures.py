@@ -171,16 +171,18 @@ def _contrast_with_white(colour):
 
 def test_book_style_tells_series_apart_without_colour():
     matplotlib = pytest.importorskip("matplotlib")
-    from vae_from_scratch.plotting import MIN_FONT_SIZE, OKABE_ITO, use_book_style
+    from vae_from_scratch.plotting import MIN_FONT_SIZE, OKABE_ITO, series_style, use_book_style
 
     with matplotlib.rc_context():
         use_book_style()
         cycle = list(matplotlib.rcParams["axes.prop_cycle"])
         assert [c["color"] for c in cycle] == [c.lower() for c in OKABE_ITO] or \
             [c["color"].lower() for c in cycle] == [c.lower() for c in OKABE_ITO]
-        # no two series share a marker or a line style: each is readable in greyscale
-        assert len({c["marker"] for c in cycle}) == len(cycle)
-        assert len({str(c["linestyle"]) for c in cycle}) == len(cycle)
+        # no two series share a line style: each is readable in greyscale
+        assert len({str(c["linestyle"]) for c in cycle}) == len(cycle) == len(OKABE_ITO)
+        styles = [series_style(i) for i in range(len(OKABE_ITO))]
+        assert len({s["marker"] for s in styles}) == len(styles)
+        assert series_style(len(OKABE_ITO)) == styles[0]
         for key in ("xtick.labelsize", "ytick.labelsize", "legend.fontsize", "axes.labelsize"):
             size = matplotlib.rcParams[key]
             assert isinstance(size, (int, float)) and size >= MIN_FONT_SIZE, (key, size)

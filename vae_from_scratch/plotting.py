@@ -1,9 +1,11 @@
 """The book's figure style: one call at the top of a chapter, ``use_book_style()``.
 
 * Colours: the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), which stays
-  distinguishable under the common colour-vision deficiencies. Series are told apart by marker and
-  line style as well, so a figure also reads in greyscale: the property cycle steps colour, marker
-  and line style together.
+  distinguishable under the common colour-vision deficiencies. Series are told apart by line style
+  as well, so a figure also reads in greyscale: the property cycle steps colour and line style
+  together. Markers are not in the cycle (a 1000-point curve would become a band of markers);
+  ``series_style(i)`` gives the i-th colour, line style and marker for scatter plots and short
+  curves.
 * Text: tick labels, legends and axis labels at 9 points or more, so that a 7-inch figure scaled
   down to a 400 px phone screen still has legible labels.
 * Resolution: inline figures are stored as PNG at twice the pixel density ("retina"), shown at
@@ -23,8 +25,7 @@ LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1
 MIN_FONT_SIZE = 9
 
 BOOK_RC = {
-    "axes.prop_cycle": (cycler(color=OKABE_ITO) + cycler(marker=MARKERS)
-                        + cycler(linestyle=LINESTYLES)),
+    "axes.prop_cycle": cycler(color=OKABE_ITO) + cycler(linestyle=LINESTYLES),
     "lines.markersize": 4,
     "lines.linewidth": 1.6,
     "font.size": 10,
@@ -43,6 +44,13 @@ BOOK_RC = {
 }
 
 
+def series_style(i):
+    """Colour, line style and marker of the i-th series (cycling), e.g. ``ax.plot(x, y, **series_style(1))``
+    or ``ax.scatter(x, y, c=series_style(1)["color"], marker=series_style(1)["marker"])``."""
+    i = int(i) % len(OKABE_ITO)
+    return {"color": OKABE_ITO[i], "linestyle": LINESTYLES[i], "marker": MARKERS[i]}
+
+
 def use_book_style(inline_format="retina"):
     """Apply the book's matplotlib style (colours, markers, line styles, font sizes).
 
@@ -51,8 +59,7 @@ def use_book_style(inline_format="retina"):
         from vae_from_scratch.plotting import use_book_style
         use_book_style()
 
-    Line plots with many points should pass ``markevery=`` (or ``marker=""``) so the markers
-    stay readable. ``inline_format`` ("retina", "png" or "svg") sets how Jupyter stores inline
+    ``inline_format`` ("retina", "png" or "svg") sets how Jupyter stores inline
     figures; outside IPython that part is skipped.
     """
     import matplotlib as mpl
