@@ -159,3 +159,14 @@ def test_setup_cell_installs_the_package_offline_in_a_fresh_environment(tmp_path
     # installed: the cell alone does nothing and prints nothing
     again = subprocess.run([str(python), "-c", setup_cell.cell_source(VERSION)], **run)
     assert again.returncode == 0 and again.stdout == "" and again.stderr == "", again
+
+
+def test_every_committed_notebook_starts_with_the_current_setup_cell():
+    """Chapters, solutions and (generated) student notebooks; fix with `python .ci/setup_cell.py`,
+    then `python -m vae_from_scratch.grading.generate` and `python .ci/execute_notebooks.py`."""
+    source = setup_cell.cell_source(VERSION, setup_cell.repository_url())
+    paths = setup_cell.default_notebooks() + sorted((ROOT / "exercises").glob("[0-9]*.ipynb"))
+    bad = {p.relative_to(ROOT).as_posix(): setup_cell.problems(json.loads(p.read_text()), source)
+           for p in paths}
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"notebooks without the current setup cell: {bad}"
