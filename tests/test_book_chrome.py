@@ -75,3 +75,4 @@ def test_author_year_labels():
     assert hook._author_year_label(entry("Diederik P. Kingma")) == "Kingma, 2019"
     assert hook._author_year_label(entry("Kingma, Diederik", "Welling, Max")) == "Kingma and Welling, 2019"
     assert hook._author_year_label(entry("A. One", "B. Two", "C. Three")) == "One et al., 2019"
+    assert hook._author_year_label(entry("S{\\o}nderby, Casper Kaae")) == "Sønderby, 2019"

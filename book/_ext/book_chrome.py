@@ -10,7 +10,8 @@ button (``launch_buttons.colab_url``) appear, and ``book_repository_url`` is ava
 
 def _author_year_label(entry):
     persons = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = [" ".join(p.last_names).replace("{", "").replace("}", "") for p in persons]
+    # rich_last_names decodes LaTeX: S{\o}nderby -> Sønderby
+    names = [" ".join(part.render_as("text") for part in p.rich_last_names) for p in persons]
     if not names:
         who = entry.fields.get("title", entry.key)[:20]
     elif len(names) == 1:
