@@ -199,8 +199,9 @@ def test_page_reads_at_phone_width(page_path, server, browser):
     _offline(page, external)
     response = page.goto(f"{server}/{page_path}", wait_until="load")
     assert response is not None and response.ok, f"{page_path} was not built (HTTP error)"
-    _wait_for_math(page, page_path, external)
-    page.wait_for_timeout(100)  # book.js marks wide inline math once MathJax is done
+    if _wait_for_math(page, page_path, external):  # then book.js marks wide inline math
+        page.wait_for_function("() => document.documentElement.dataset.vaeMathChecked === '1'",
+                               timeout=10000)
 
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], (

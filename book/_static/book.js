@@ -11,6 +11,7 @@
         m.classList.add("vae-wide-inline");
       }
     });
+    document.documentElement.dataset.vaeMathChecked = "1";  // tests wait for this
   }
   function afterMathJax() {
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
