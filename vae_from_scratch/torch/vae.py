@@ -7,7 +7,7 @@ training objectives:
 * ``"elbo"``: :math:`\log p_\theta(\mathbf x\mid\mathbf z) - D_{KL}(q_\phi(\mathbf z\mid\mathbf x)\|p(\mathbf z))`
   with one reparameterized sample and the KL in closed form (Kingma & Welling 2014, eq. 10);
 * ``"iwae"``: :math:`\operatorname{logmeanexp}_{k}\,[\log p_\theta(\mathbf x,\mathbf z_k) - \log q_\phi(\mathbf z_k\mid\mathbf x)]`,
-  the importance-weighted bound of Burda et al. (2016, eq. 8), monograph eq. 2.57 used as an objective.
+  the importance-weighted bound of Burda et al. (2016, eq. 8), K&W eq. 2.57 used as an objective.
 
 The architecture of Burda et al.'s one-stochastic-layer model is ``VAE(784, (200, 200), 50, "tanh")``.
 Module-level functions :func:`encode`, :func:`decode`, :func:`elbo`, :func:`log_weights` take the model
@@ -96,7 +96,7 @@ class VAE(nn.Module):
     def elbo(self, x, eps=None, generator=None):
         r"""Per-datapoint ELBO estimate, ``(B,)``: the decoder term averaged over the samples in ``eps``
         (``(B, K)`` or ``(S, B, K)``; one sample drawn with ``generator`` if ``eps`` is None) minus the
-        closed-form KL (Kingma & Welling 2014, eq. 10; monograph eqs. 2.25-2.29)."""
+        closed-form KL (Kingma & Welling 2014, eq. 10; K&W eqs. 2.25-2.29)."""
         x = x.to(self._dtype)
         mean, log_std = self.encode(x)
         z = sample_normal_diag(mean, log_std, eps=eps, generator=generator)
@@ -116,7 +116,7 @@ class VAE(nn.Module):
             if eps.dim() != 3:
                 raise ValueError(f"eps must be (S, B, K) for log_weights, got shape {tuple(eps.shape)}")
             z = sample_normal_diag(mean, log_std, eps=eps)
-        log_q = log_normal_diag(z, mean, log_std)
+        log_q = log_normal_diag(z, mean, log_std, validate=False)  # no host sync
         return log_standard_normal(z) + bernoulli_log_prob(x, self.decode(z)) - log_q
 
     def iwae(self, x, k=5, eps=None, generator=None):
@@ -226,5 +226,5 @@ def log_weights(model, x, eps=None, k=1, generator=None):
 
 
 def minibatch_elbo(model, x, eps=None, generator=None):
-    """Mean of :meth:`VAE.elbo` over the minibatch (monograph eq. 2.13)."""
+    """Mean of :meth:`VAE.elbo` over the minibatch (K&W eq. 2.13)."""
     return model.elbo(x, eps=eps, generator=generator).mean()
