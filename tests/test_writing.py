@@ -8,6 +8,7 @@ Applied to every ``book/*.ipynb`` (and, for the prose rules, every ``book/*.md``
   equations are cited only through ``{eq}`` cross-references, which this check never flags;
 * no internal label names (``eq-ch4-score``, ``mf-gap``, or their ``ch4-score`` core) in code or in
   printed output, where the reader sees them raw;
+* the package's docstrings and comments cite the monograph with the same "K&W eq." prefix;
 * every ``{doc}`` link has explicit text (a bare one prints the whole chapter title mid-sentence);
 * every cited key exists in ``references.bib``; the bibliography parses, has no duplicate keys and
   spells names in UTF-8 (LaTeX accent macros rendered as garbled labels); the bibliography page lists
@@ -184,6 +185,15 @@ def test_monograph_equations_carry_the_prefix(path):
         texts = cells(nb, "markdown") + cells(nb, "code") + text_outputs(nb)
     found = [(where, hit) for where, text in texts for hit in bare_equation_numbers(text)]
     assert not found, f"bare equation numbers (write 'K&W eq. 2.9' or use {{eq}}): {found[:10]}"
+
+
+PACKAGE = sorted((ROOT / "vae_from_scratch").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", PACKAGE, ids=[str(p.relative_to(ROOT)) for p in PACKAGE])
+def test_package_docstrings_cite_the_monograph_with_the_prefix(path):
+    found = bare_equation_numbers(path.read_text(encoding="utf-8"))
+    assert not found, f"write 'K&W eq. 2.40' (Kingma & Welling 2019), not: {found}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))

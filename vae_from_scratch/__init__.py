@@ -7,9 +7,9 @@ Every concept lives twice, under the same name:
 
 Parity tests feed both the same float64 inputs and compare the results.
 
-Docstrings cite equations with their source: "K&W eq. 2.40" is equation (2.40) of Kingma & Welling
-(2019), *An Introduction to Variational Autoencoders*; papers are cited by author and year
-("Burda et al. 2016, eq. 8").
+Docstrings cite equations with their source: "K&W eq. 2.40" is the equation numbered 2.40 in
+Kingma & Welling (2019), *An Introduction to Variational Autoencoders*; papers are cited by author
+and year ("Burda et al. 2016, eq. 8").
 """
 
 __version__ = "0.1.0"

@@ -55,7 +55,7 @@ def make_mlp(sizes, activation="tanh", final_activation=False):
 class DiagonalGaussianPosterior(nn.Module):
     r"""Mean-field Gaussian :math:`q_\phi(\mathbf z\mid\mathbf x) = \mathcal N(\boldsymbol\mu,
     \operatorname{diag}\boldsymbol\sigma^2)`, with :math:`(\boldsymbol\mu, \log\boldsymbol\sigma)`
-    a linear function of the trunk's features (K&W section 2.5, eqs. 2.36-2.40).
+    a linear function of the trunk's features (K&W section 2.5 and K&W eqs. 2.36-2.40).
 
     The interface every posterior implements (the VAE and the training loop see only this):
 
