@@ -99,3 +99,29 @@ def test_burda_schedule_from_the_command_line(tmp_path, capsys):
     rates = [e["lr"] for e in metrics["epochs"]]
     assert rates == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)], rel=1e-12)
     assert cli.build_parser().parse_args(["train", "--out", "x", "--schedule", "burda"]).epochs is None
+
+
+def test_a_fresh_run_refuses_to_overwrite_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(out), "--eval-k", "0"]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    metrics_before = (out / "metrics.json").read_text()
+    capsys.readouterr()
+    # the same command again, without --resume: refused before anything is written
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out), "--eval-k", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a checkpoint" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert (out / "metrics.json").read_text() == metrics_before
+    # both flags at once make no sense
+    assert cli.main(["train", *SMALL, "--epochs", "3", "--out", str(out), "--eval-k", "0",
+                     "--resume", "--overwrite"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # --overwrite replaces the run on purpose: a 1-epoch run where the 2-epoch one was
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out), "--eval-k", "0",
+                     "--overwrite"]) == 0
+    assert training.load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    # an empty folder (or one without a checkpoint) is fine without either flag
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "empty"),
+                     "--eval-k", "0"]) == 0

@@ -8,8 +8,10 @@
 
 ``train`` writes ``DIR/checkpoint.pt`` (atomically, after every epoch) and ``DIR/metrics.json``, and at
 the end estimates the test log-likelihood by importance sampling with ``--eval-k`` samples
-(0 skips it). ``evaluate`` does that estimate for an existing run. Exit status: 0 on success,
-1 when training diverged (NaN), 2 for bad arguments or missing data.
+(0 skips it). ``evaluate`` does that estimate for an existing run. A fresh ``train`` into a folder
+that already holds a checkpoint is refused: add ``--resume`` to continue it or ``--overwrite`` to
+replace it. Exit status: 0 on success, 1 when training diverged (NaN), 2 for bad arguments,
+missing data or a checkpoint that would be overwritten.
 """
 
 import argparse
@@ -56,6 +58,8 @@ def build_parser():
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     t.add_argument("--out", required=True, help="run folder for checkpoint.pt and metrics.json")
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if DIR already holds a checkpoint (it is replaced)")
     t.add_argument("--eval-k", type=int, default=5000,
                    help="importance samples for the final test log-likelihood (0: skip; papers use 5000)")
     t.add_argument("--eval-n", type=int, default=None, help="evaluate on a fixed random subset of N test images")
@@ -120,7 +124,7 @@ def _train(args, argv, training):
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
     model, metrics = training.train(config, out_dir=args.out, resume=args.resume, device=args.device,
-                                    progress=not args.no_progress, log=log)
+                                    progress=not args.no_progress, log=log, overwrite=args.overwrite)
     last = metrics["epochs"][-1] if metrics["epochs"] else {}
     print(json.dumps({"epochs": len(metrics["epochs"]), **{k: v for k, v in last.items() if k != "epoch"}}))
     if args.eval_k > 0:

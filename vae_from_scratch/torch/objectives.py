@@ -6,7 +6,7 @@ value per data point returned), batched and device-agnostic.
     \mathcal L_{\theta,\phi}(\mathbf x)
     = \mathbb E_{q_\phi(\mathbf z\mid\mathbf x)}\big[\log p_\theta(\mathbf x\mid\mathbf z)
       + \log p_\theta(\mathbf z) - \log q_\phi(\mathbf z\mid\mathbf x)\big]
-    \qquad\text{(monograph eq. 2.10; estimators eqs. 2.27-2.29)}
+    \qquad\text{(K&W eq. 2.10; estimators K&W eqs. 2.27-2.29)}
 """
 
 import torch
@@ -19,7 +19,7 @@ KL_MODES = ("analytic", "sampled")
 def elbo(log_px_given_z, log_pz, log_qz):
     r""":math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)}) + \log p_\theta(\mathbf z^{(s)})
     - \log q_\phi(\mathbf z^{(s)}\mid\mathbf x)`: the Monte Carlo ELBO from per-sample terms of shape
-    ``(S, ...)`` (broadcasting), averaged over the leading sample axis (monograph eq. 2.10)."""
+    ``(S, ...)`` (broadcasting), averaged over the leading sample axis (K&W eq. 2.10)."""
     _check_samples(log_px_given_z=log_px_given_z, log_pz=log_pz, log_qz=log_qz)
     return (log_px_given_z + log_pz - log_qz).mean(0)
 
@@ -38,7 +38,7 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, generator=None, nu
                      kl="analytic", prior_mean=None, prior_log_std=None):
     r"""Monte Carlo ELBO of a diagonal-Gaussian encoder with reparameterized samples
     :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`
-    (monograph eqs. 2.36-2.38), against the prior :math:`\mathcal N(\mathbf m_p,
+    (K&W eqs. 2.36-2.40), against the prior :math:`\mathcal N(\mathbf m_p,
     \operatorname{diag}\boldsymbol\sigma_p^2)` (standard normal by default).
 
     ``kl="analytic"``: :math:`\frac1S\sum_s\log p_\theta(\mathbf x\mid\mathbf z^{(s)}) - D_{KL}(q\|p)`,

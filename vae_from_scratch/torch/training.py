@@ -254,17 +254,20 @@ def _accumulator_dtype(device):
 
 
 def train(config, out_dir=None, resume=False, device=None, progress=False, train_data=None,
-          valid_data=None, log=print):
+          valid_data=None, log=print, overwrite=False):
     """Train a VAE as ``config`` says; returns ``(model, metrics)``.
 
     With ``out_dir``, a checkpoint (``checkpoint.pt``) and ``metrics.json`` are written atomically
     after every epoch; with ``resume=True`` training continues from that checkpoint up to
     ``config.epochs`` epochs in total. ``train_data`` / ``valid_data`` (uint8 arrays) override the
-    data set's splits. Raises :class:`TrainingDiverged` on NaN/inf.
+    data set's splits. Raises :class:`TrainingDiverged` on NaN/inf. A fresh run (no ``resume``) into
+    an ``out_dir`` that already holds a checkpoint raises :class:`CheckpointExists` before anything
+    is written, unless ``overwrite=True``.
     """
     config.check()
     device = torch.device(device) if device is not None else default_device()
     out_dir = Path(out_dir) if out_dir is not None else None
+    _refuse_to_overwrite(out_dir, resume, overwrite)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -353,6 +356,21 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     if out_dir is not None:
         atomic_write_json(metrics, out_dir / METRICS)
     return model, metrics
+
+
+class CheckpointExists(ValueError):
+    """A fresh training run would overwrite the checkpoint of an earlier run."""
+
+
+def _refuse_to_overwrite(out_dir, resume, overwrite):
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run "
+                         "in --out, --overwrite replaces it")
+    if out_dir is not None and not resume and not overwrite and (out_dir / CHECKPOINT).exists():
+        raise CheckpointExists(
+            f"{out_dir} already holds a checkpoint ({CHECKPOINT}) from an earlier run, and a fresh run "
+            f"would overwrite it. Continue that run with --resume (same command, more --epochs), or "
+            f"replace it on purpose with --overwrite, or choose another --out.")
 
 
 def _diverged_message(epoch, step, config, checkpoint_path):
