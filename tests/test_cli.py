@@ -95,10 +95,11 @@ def test_burda_schedule_from_the_command_line(tmp_path, capsys):
     assert cli.main(["train", *SMALL, "--schedule", "burda", "--epochs", "5", "--limit", "50",
                      "--out", str(out), "--eval-k", "0", "--no-validate"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["config"]["schedule"] == "burda"
+    assert metrics["config"]["schedule"] == "burda" and metrics["config"]["batch_size"] == 20
     rates = [e["lr"] for e in metrics["epochs"]]
     assert rates == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)], rel=1e-12)
-    assert cli.build_parser().parse_args(["train", "--out", "x", "--schedule", "burda"]).epochs is None
+    parsed = cli.build_parser().parse_args(["train", "--out", "x", "--schedule", "burda"])
+    assert parsed.epochs is None and parsed.batch_size is None  # 3,280 and 20 are filled in by _train
 
 
 def test_a_fresh_run_refuses_to_overwrite_a_checkpoint(tmp_path, capsys):

@@ -45,11 +45,12 @@ def build_parser():
     t.add_argument("--k", type=int, default=None, help="importance samples of the IWAE objective (default 5)")
     t.add_argument("--epochs", type=int, default=None,
                    help="total epochs (with --resume: up to this many); default 10, or 3280 with --schedule burda")
-    t.add_argument("--batch-size", type=int, default=100)
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="minibatch size; default 100, or 20 (Burda et al.'s) with --schedule burda")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (with --schedule burda: the first one)")
     t.add_argument("--schedule", choices=list(training_schedules()), default="constant",
                    help="constant: --lr throughout; burda: Burda et al. 2016, lr * 10^(-i/7) for 3^i epochs, "
-                        "i = 0..7 (3,280 epochs), Adam eps 1e-4; resumable mid-schedule")
+                        "i = 0..7 (3,280 epochs), batch 20, Adam eps 1e-4; resumable mid-schedule")
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the objective (seconds to compile; see benchmarks/README.md for when it helps)")
     t.add_argument("--seed", type=int, default=0)
@@ -113,13 +114,14 @@ def main(argv=None):
 
 def _train(args, argv, training):
     k = args.k if args.k is not None else (5 if args.objective == "iwae" else 1)
-    epochs = args.epochs if args.epochs is not None else (
-        training.BURDA_EPOCHS if args.schedule == "burda" else 10)
+    burda = args.schedule == "burda"  # the paper's run: 3,280 epochs of minibatches of 20
+    epochs = args.epochs if args.epochs is not None else (training.BURDA_EPOCHS if burda else 10)
+    batch_size = args.batch_size if args.batch_size is not None else (20 if burda else 100)
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
         latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
         decoder=args.decoder, objective=args.objective, k=k,
-        epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
+        epochs=epochs, batch_size=batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
         validate=not args.no_validate, schedule=args.schedule, compile=args.compile,
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
