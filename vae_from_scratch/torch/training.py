@@ -83,6 +83,7 @@ class TrainConfig:
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
     schedule: str = "constant"   # "constant" (lr throughout) or "burda" (lr * 10^(-i/7) for 3^i epochs)
     compile: bool = False        # torch.compile the objective (optional; see benchmarks/README.md)
+    fused_step: bool = False     # hand-written backward of the default VAE's ELBO (torch/fused_step.py)
     extra: dict = field(default_factory=dict)
 
     def check(self):
@@ -188,7 +189,7 @@ def init_output_bias(model, data, clip=1e-3):
 
 
 def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_generator=None,
-              noise_generator=None, on_step=None, progress=(0.0, 1.0)):
+              noise_generator=None, on_step=None, progress=(0.0, 1.0), step=None):
     """One pass over ``data`` (a device tensor) in shuffled minibatches; returns device tensors
     ``(mean bound per data point, index of the first non-finite step or -1)``.
 
@@ -198,6 +199,8 @@ def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_ge
     fraction of training done at the start and at the end of this epoch (for schedules such as KL
     warm-up). Nothing here waits for the device: each step's summed bound stays on it (one operation
     per step), and ``on_step`` (e.g. a progress bar's ``update``) receives no tensor.
+    ``step``: a whole training step ``step(model, optimizer, x, generator) -> bound`` that replaces
+    the objective, backward and optimizer step (:func:`vae_from_scratch.torch.fused_step.elbo_step`).
     """
     if isinstance(objective, str):
         objective = make_objective(TrainConfig(objective=objective, k=k))
@@ -205,13 +208,16 @@ def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_ge
     steps = max(1, math.ceil(n / batch_size))
     perm = torch.randperm(n, generator=perm_generator).to(data.device, non_blocking=True)
     sums = []
-    for step, start in enumerate(range(0, n, batch_size)):
+    for i, start in enumerate(range(0, n, batch_size)):
         batch = data.index_select(0, perm[start:start + batch_size])
-        done = progress[0] + (progress[1] - progress[0]) * step / steps
-        surrogate, bound = objective(model, batch, noise_generator, done)
-        optimizer.zero_grad(set_to_none=True)
-        (-surrogate).backward()
-        optimizer.step()
+        done = progress[0] + (progress[1] - progress[0]) * i / steps
+        if step is not None:
+            bound = step(model, optimizer, batch, noise_generator)
+        else:
+            surrogate, bound = objective(model, batch, noise_generator, done)
+            optimizer.zero_grad(set_to_none=True)
+            (-surrogate).backward()
+            optimizer.step()
         sums.append(bound.detach().sum())
         if on_step is not None:
             on_step()
@@ -289,6 +295,14 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     objective = make_objective(config)
     if config.compile:
         objective = compile_objective(objective)
+    step = None
+    if config.fused_step:
+        from . import fused_step
+
+        if not fused_step.supports(model, config.objective):
+            raise ValueError("--fused-step needs the ELBO objective, a tanh MLP, the diagonal posterior "
+                             "and the Bernoulli decoder")
+        step = fused_step.elbo_step
     if config.init_output_bias:
         init_output_bias(model, data)
     optimizer = make_optimizer(model.parameters(), lr=learning_rate(config, 0),
@@ -330,7 +344,8 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                 model, optimizer, data, config.batch_size, objective=objective,
                 perm_generator=perm_generator, noise_generator=noise_generator,
                 on_step=bar.update if bar else None,
-                progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)))
+                progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)),
+                step=step)
             value, bad_step = float(mean_objective), int(first_bad)  # the one sync of the epoch
             if bad_step >= 0 or not math.isfinite(value):
                 metrics["status"] = "diverged"
