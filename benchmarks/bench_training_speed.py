@@ -9,11 +9,15 @@ All loops train the same architecture (Burda et al.'s 784-200-200-50 tanh VAE, o
 single-sample ELBO, Adam with lr 1e-3, batch 100) from the same initial weights for the same number of
 whole epochs:
 
-* **package**: :func:`vae_from_scratch.torch.training.run_epoch` with
-  :func:`~vae_from_scratch.torch.training.make_optimizer` (Adam, fused): the data is one tensor on the
-  device, minibatches are ``index_select`` s of a permutation, each step's objective stays on the device
-  and is read once per epoch;
-* **package, compiled** (``--compile``): the same with the objective through ``torch.compile``
+* **package**: what :func:`vae_from_scratch.torch.training.train` (and the CLI) run:
+  :func:`~vae_from_scratch.torch.training.run_epoch` with
+  :func:`~vae_from_scratch.torch.training.make_optimizer` (Adam, fused) and, for this model and
+  objective, the step with the hand-written backward of :mod:`vae_from_scratch.torch.fused_step`:
+  the data is one tensor on the device, minibatches are ``index_select`` s of a permutation, each
+  step's objective stays on the device and is read once per epoch;
+* **package, autograd step**: the same loop with autograd's backward of the objective (what every
+  other posterior, decoder and objective uses);
+* **package, compiled** (``--compile``): the autograd loop with the objective through ``torch.compile``
   (compiled once before timing; the compile time is printed separately);
 * **DataLoader** (the peer; the ratio the issue asks for is against it): the way most tutorials
   train: ``DataLoader(TensorDataset(x), shuffle=True)``, a host-to-device copy per minibatch,
@@ -61,9 +65,12 @@ class PackageLoop:
     """The package's loop; the model and the (compiled) objective are built once, the weights reset
     before every timing, so that ``torch.compile`` compiles once."""
 
-    def __init__(self, data, batch_size, device, compile=False, compile_mode=None):
+    def __init__(self, data, batch_size, device, compile=False, compile_mode=None, fused_step="auto"):
         self.data, self.batch_size, self.device = data, batch_size, device
         self.model = make_model(data, device)
+        # the step train() takes: the hand-written backward where it applies, unless compiling
+        self.step = training.training_step(
+            self.model, training.TrainConfig(objective="elbo", compile=compile, fused_step=fused_step))
         self.initial = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.objective = make_objective("elbo")
         if compile:
@@ -84,7 +91,8 @@ class PackageLoop:
         t0 = _clocks()
         for _ in range(epochs):
             value, _ = training.run_epoch(self.model, optimizer, data, self.batch_size, self.objective,
-                                          perm_generator=perm_gen, noise_generator=noise_gen)
+                                          perm_generator=perm_gen, noise_generator=noise_gen,
+                                          step=self.step)
             float(value)  # once per epoch
         _sync(self.device)
         return _rates(epochs, t0)
@@ -214,11 +222,12 @@ def print_profiles(loops, steps_per_epoch):
     profiles = {name: profile_breakdown(run, steps_per_epoch) for name, run in loops.items()}
     names = list(profiles)
     print(f"\nprofile, ms per training step (one epoch under torch.profiler, {steps_per_epoch} steps):")
-    print(f"{'':32s}" + "".join(f"{n:>22s}" for n in names))
+    width = max(24, max(len(n) for n in names) + 2)
+    print(f"{'':32s}" + "".join(f"{n:>{width}s}" for n in names))
     for cat in profiles[names[0]][0]:
-        print(f"{cat:32s}" + "".join(f"{profiles[n][0][cat]:15.3f} ({profiles[n][0][cat] / profiles[n][1]:4.0%})"
-                                     for n in names))
-    print(f"{'total (wall, profiled)':32s}" + "".join(f"{profiles[n][1]:22.3f}" for n in names))
+        print(f"{cat:32s}" + "".join(
+            f"{profiles[n][0][cat]:{width - 7}.3f} ({profiles[n][0][cat] / profiles[n][1]:4.0%})" for n in names))
+    print(f"{'total (wall, profiled)':32s}" + "".join(f"{profiles[n][1]:{width}.3f}" for n in names))
 
 
 def main():
@@ -231,6 +240,8 @@ def main():
     parser.add_argument("--arch", choices=["burda", "small"], default="burda",
                         help="burda: 784-200-200-50 (default); small: 784-256-16, where loop overhead matters more")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd objective")
+    parser.add_argument("--no-autograd-variant", action="store_true",
+                        help="skip the package loop with autograd's backward (shown by default)")
     parser.add_argument("--compile-mode", default=None,
                         help="torch.compile mode, e.g. reduce-overhead (CUDA graphs on a GPU)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -258,6 +269,9 @@ def main():
         compiled = PackageLoop(data_dev, args.batch_size, device, compile=True, compile_mode=args.compile_mode)
         print(f"compile time (first two steps, forward and backward): {compiled.compile_seconds:.1f} s")
         loops["package, compiled"] = lambda: compiled.run(args.epochs)
+    if not args.no_autograd_variant:
+        autograd_loop = PackageLoop(data_dev, args.batch_size, device, fused_step=False)
+        loops["package, autograd step"] = lambda: autograd_loop.run(args.epochs)
     loops["DataLoader"] = lambda: dataloader_loop(data_cpu, args.epochs, args.batch_size, device)
     if args.peers == "all":
         loops["DataLoader, no .item()"] = lambda: dataloader_loop(
@@ -312,6 +326,8 @@ def main():
         profiled = {"package": lambda: package.run(1)}
         if args.compile:
             profiled["package, compiled"] = lambda: compiled.run(1)
+        if not args.no_autograd_variant:
+            profiled["package, autograd step"] = lambda: autograd_loop.run(1)
         profiled["DataLoader"] = lambda: dataloader_loop(data_cpu, 1, args.batch_size, device)
         print_profiles(profiled, steps)
 

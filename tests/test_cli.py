@@ -72,7 +72,8 @@ def test_errors_exit_with_a_message(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(VAE, "elbo", lambda self, x, *a, **k: self.log_weights(x)[0] * float("nan"))
     assert cli.main(["train", *SMALL, "--threads", "zero", "--out", str(tmp_path / "t")]) == 2
     assert "positive integer, 'auto' or 'off'" in capsys.readouterr().err
-    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "nan"), "--eval-k", "0"]) == 1
+    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "nan"), "--eval-k", "0",
+                     "--autograd-step"]) == 1
     assert "NaN" in capsys.readouterr().err
 
 

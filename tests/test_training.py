@@ -92,8 +92,8 @@ def test_nan_stops_training_with_a_clear_message(tmp_path, monkeypatch):
         return value * float("nan") if calls["n"] >= 30 else value
 
     monkeypatch.setattr(VAE, "elbo", poisoned)
-    with pytest.raises(training.TrainingDiverged) as err:
-        training.train(config(), out_dir=tmp_path, device="cpu")
+    with pytest.raises(training.TrainingDiverged) as err:  # the autograd path calls VAE.elbo
+        training.train(config(fused_step=False), out_dir=tmp_path, device="cpu")
     message = str(err.value)
     assert "NaN" in message and "step 4 of epoch 3" in message and "--lr" in message
     assert "epoch 2" in message and str(tmp_path / "checkpoint.pt") in message
@@ -268,6 +268,8 @@ def test_training_with_the_fused_step_learns_and_resumes(tmp_path):
     straight, metrics = training.train(config(**cfg), out_dir=tmp_path / "a", device="cpu")
     values = [e["train_elbo"] for e in metrics["epochs"]]
     _, reference = training.train(config(**{**cfg, "fused_step": False}), device="cpu")
+    assert training.training_step(straight, config()) is not None  # "auto": on for this model
+    assert training.training_step(straight, config(objective="iwae", k=2)) is None
     np.testing.assert_allclose(values, [e["train_elbo"] for e in reference["epochs"]], atol=1e-3)
     assert values[-1] > values[0] + 0.5
     training.train(config(**{**cfg, "epochs": 1}), out_dir=tmp_path / "b", device="cpu")

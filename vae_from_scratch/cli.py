@@ -51,8 +51,9 @@ def build_parser():
     t.add_argument("--schedule", choices=list(training_schedules()), default="constant",
                    help="constant: --lr throughout; burda: Burda et al. 2016, lr * 10^(-i/7) for 3^i epochs, "
                         "i = 0..7 (3,280 epochs), batch 20, Adam eps 1e-4; resumable mid-schedule")
-    t.add_argument("--fused-step", action="store_true",
-                   help="hand-written backward of the default VAE's ELBO: faster on a CPU (benchmarks/README.md)")
+    t.add_argument("--autograd-step", action="store_true",
+                   help="use autograd for every step (by default the default VAE's ELBO step uses its "
+                        "hand-written backward, vae_from_scratch.torch.fused_step: faster on a CPU)")
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the objective (seconds to compile; see benchmarks/README.md for when it helps)")
     t.add_argument("--seed", type=int, default=0)
@@ -125,7 +126,7 @@ def _train(args, argv, training):
         decoder=args.decoder, objective=args.objective, k=k,
         epochs=epochs, batch_size=batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
         validate=not args.no_validate, schedule=args.schedule, compile=args.compile,
-        fused_step=args.fused_step,
+        fused_step=False if args.autograd_step else "auto",
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
     model, metrics = training.train(config, out_dir=args.out, resume=args.resume, device=args.device,

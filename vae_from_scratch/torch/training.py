@@ -9,9 +9,11 @@ What makes the loop fast and safe (the CLI ``python -m vae_from_scratch train`` 
   once per epoch (``.item()`` forces the host to wait for the device; once per epoch is free);
 * **little besides arithmetic per step**: Adam is the fused implementation (one kernel for all
   parameters instead of about ten element-wise operations per parameter tensor, see
-  :func:`make_optimizer`), the bookkeeping is one operation per step, and ``compile=True`` hands the
-  objective's forward and backward to ``torch.compile`` (optional: it costs seconds to compile and
-  helps only where the per-operation overhead matters; see ``benchmarks/README.md``);
+  :func:`make_optimizer`), the bookkeeping is one operation per step, the default VAE's ELBO step
+  has its backward pass written out (:mod:`vae_from_scratch.torch.fused_step`, checked against
+  autograd; other parts and objectives use autograd), and ``compile=True`` hands the objective's
+  forward and backward to ``torch.compile`` (optional: it costs seconds to compile and helps little
+  on a CPU; see ``benchmarks/README.md``);
 * **NaN and inf are caught**: a device-side flag records the first non-finite step; at the end of the
   epoch :class:`TrainingDiverged` is raised with the epoch, the step and advice; the last good
   checkpoint is left untouched;
@@ -83,7 +85,8 @@ class TrainConfig:
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
     schedule: str = "constant"   # "constant" (lr throughout) or "burda" (lr * 10^(-i/7) for 3^i epochs)
     compile: bool = False        # torch.compile the objective (optional; see benchmarks/README.md)
-    fused_step: bool = False     # hand-written backward of the default VAE's ELBO (torch/fused_step.py)
+    fused_step: object = "auto"  # hand-written backward of the default VAE's ELBO (torch/fused_step.py):
+                                 # "auto" (where it applies and compile is off), True, or False
     extra: dict = field(default_factory=dict)
 
     def check(self):
@@ -231,6 +234,26 @@ def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_ge
     return sums.sum() / n, first_bad
 
 
+def training_step(model, config):
+    """The whole-step function for :func:`run_epoch`, or None for the objective + autograd path.
+
+    ``config.fused_step``: ``"auto"`` uses :func:`vae_from_scratch.torch.fused_step.elbo_step` where it
+    applies (the single-sample ELBO of a tanh MLP VAE with the diagonal posterior and the Bernoulli
+    decoder) and ``config.compile`` is off; ``True`` requires it; ``False`` never uses it.
+    """
+    from . import fused_step
+
+    if config.fused_step not in ("auto", True, False):
+        raise ValueError(f"fused_step must be 'auto', True or False, got {config.fused_step!r}")
+    applies = fused_step.supports(model, config.objective)
+    if config.fused_step is True and not applies:
+        raise ValueError("--fused-step needs the ELBO objective, a tanh MLP, the diagonal posterior "
+                         "and the Bernoulli decoder")
+    if config.fused_step is True or (config.fused_step == "auto" and applies and not config.compile):
+        return fused_step.elbo_step
+    return None
+
+
 def compile_objective(objective, mode=None):
     """``objective`` through ``torch.compile``: its forward and backward become generated kernels
     (the noise is still drawn eagerly with the generator, where dynamo breaks the graph).
@@ -295,14 +318,7 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     objective = make_objective(config)
     if config.compile:
         objective = compile_objective(objective)
-    step = None
-    if config.fused_step:
-        from . import fused_step
-
-        if not fused_step.supports(model, config.objective):
-            raise ValueError("--fused-step needs the ELBO objective, a tanh MLP, the diagonal posterior "
-                             "and the Bernoulli decoder")
-        step = fused_step.elbo_step
+    step = training_step(model, config)
     if config.init_output_bias:
         init_output_bias(model, data)
     optimizer = make_optimizer(model.parameters(), lr=learning_rate(config, 0),
