@@ -278,3 +278,17 @@ def test_training_with_the_fused_step_learns_and_resumes(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
     with pytest.raises(ValueError, match="fused-step"):
         training.train(config(fused_step=True, objective="iwae", k=2, epochs=1), device="cpu")
+
+
+def test_fused_step_declines_what_it_does_not_cover():
+    from vae_from_scratch.torch import fused_step
+    from vae_from_scratch.torch.vae import DiagonalGaussianPosterior
+
+    assert not fused_step.supports(VAE(64, (16,), 4, "relu"), "elbo")
+
+    class Other(DiagonalGaussianPosterior):  # a posterior built on the diagonal one
+        pass
+
+    model = VAE(64, (16,), 4)
+    model.posterior = Other(16, 4)
+    assert not fused_step.supports(model, "elbo")

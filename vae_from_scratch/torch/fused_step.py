@@ -38,8 +38,9 @@ def supports(model, objective_name="elbo"):
     diagonal-Gaussian posterior and the Bernoulli decoder (tanh)."""
     if objective_name != "elbo":
         return False
-    if not (isinstance(getattr(model, "posterior", None), DiagonalGaussianPosterior)
-            and isinstance(getattr(model, "decoder", None), BernoulliDecoder)):
+    # exact types: a subclass (another posterior built on the diagonal one) may sample differently
+    if not (type(getattr(model, "posterior", None)) is DiagonalGaussianPosterior
+            and type(getattr(model, "decoder", None)) is BernoulliDecoder):
         return False
     for seq in (model.trunk, model.decoder.net):
         if not all(isinstance(m, (nn.Linear, nn.Tanh)) for m in seq):
