@@ -276,7 +276,7 @@ def test_training_with_the_fused_step_learns_and_resumes(tmp_path):
     resumed, _ = training.train(config(**cfg), out_dir=tmp_path / "b", resume=True, device="cpu",
                                 log=lambda *a: None)
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
-    with pytest.raises(ValueError, match="fused-step"):
+    with pytest.raises(ValueError, match="fused_step"):
         training.train(config(fused_step=True, objective="iwae", k=2, epochs=1), device="cpu")
 
 

@@ -1,5 +1,6 @@
 r"""One training step of the default VAE with the backward pass written by hand: the fast path of
-the CPU training loop (optional, ``TrainConfig(fused_step=True)``, CLI ``--fused-step``).
+the training loop (``TrainConfig.fused_step``, "auto" by default: used where it applies; the CLI's
+``--autograd-step`` turns it off).
 
 For the VAE made of an MLP trunk (tanh), the diagonal-Gaussian posterior and the Bernoulli decoder,
 trained on the single-sample ELBO with the closed-form KL (Kingma & Welling 2014, eq. 10), the

@@ -247,7 +247,7 @@ def training_step(model, config):
         raise ValueError(f"fused_step must be 'auto', True or False, got {config.fused_step!r}")
     applies = fused_step.supports(model, config.objective)
     if config.fused_step is True and not applies:
-        raise ValueError("--fused-step needs the ELBO objective, a tanh MLP, the diagonal posterior "
+        raise ValueError("fused_step=True needs the ELBO objective, a tanh MLP, the diagonal posterior "
                          "and the Bernoulli decoder")
     if config.fused_step is True or (config.fused_step == "auto" and applies and not config.compile):
         return fused_step.elbo_step
