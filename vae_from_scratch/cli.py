@@ -48,6 +48,7 @@ def build_parser():
                    help="importance samples for the final test log-likelihood (0: skip; papers use 5000)")
     t.add_argument("--eval-n", type=int, default=None, help="evaluate on a fixed random subset of N test images")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_threads(t)
 
     e = sub.add_parser("evaluate", help="importance-sampled log-likelihood of a trained run")
     e.add_argument("--out", required=True, help="run folder holding checkpoint.pt")
@@ -58,15 +59,25 @@ def build_parser():
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None)
     e.add_argument("--no-progress", action="store_true")
+    _add_threads(e)
     return parser
+
+
+def _add_threads(parser):
+    parser.add_argument("--threads", default=None, metavar="N",
+                        help="CPU threads for torch and BLAS: a number, 'auto' (one fewer than the "
+                             "cores, the default) or 'off' (the libraries' own default); "
+                             "also $VAE_FROM_SCRATCH_THREADS")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    from .threads import configure_threads
     from .torch import training
 
     try:
+        configure_threads(args.threads)
         if args.command == "train":
             return _train(args, argv, training)
         return _evaluate(args, training)
