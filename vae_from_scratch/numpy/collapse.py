@@ -108,7 +108,10 @@ def free_bits_kl(kl_dims, free_bits, groups=None):
     ``free_bits`` nats per group, the expectation the **minibatch mean**. Returns a scalar; the training
     surrogate is ``mean(reconstruction) - free_bits_kl(...)``. A group whose average KL is below
     :math:`\lambda` contributes the constant :math:`\lambda` (zero gradient): it may use that much
-    information for free. The surrogate is never below the ELBO, so it is not a bound.
+    information for free. Since :math:`\max(\lambda, D) \ge D`, the surrogate is never *above* the
+    minibatch ELBO: as a number it is a looser lower bound, but its maximizer is not the ELBO's (the
+    gradient ignores groups below :math:`\lambda`), and a model trained with it is judged by its ELBO
+    or importance-sampled log-likelihood, never by the surrogate.
     """
     kl_dims = np.asarray(kl_dims) if not hasattr(kl_dims, "shape") else kl_dims
     if np.ndim(kl_dims) != 2:

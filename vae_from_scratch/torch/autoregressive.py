@@ -53,6 +53,10 @@ class AutoregressiveBernoulliDecoder(nn.Module):
         self.weight = nn.Parameter(torch.zeros(self.data_dim, self.data_dim))
         self.register_buffer("mask", torch.ones(self.data_dim, self.data_dim).tril(-1))
 
+    def forward(self, z):
+        raise ValueError("the autoregressive decoder's logits depend on x as well as z: "
+                         "use log_prob(x, z), logits(x, z) or sample(z)")
+
     def logits(self, x, z):
         r""":math:`\lambda_j = c_j(\mathbf z) + \sum_{i<j}V_{ji}x_i`; ``x`` ``(B, D)`` (or broadcastable
         against ``z``'s batch axes), ``z`` ``(*S, B, K)``; returns ``(*S, B, D)``."""

@@ -91,3 +91,97 @@ def _check_samples(**tensors):
     except RuntimeError:
         raise ValueError("shapes do not broadcast: "
                          + ", ".join(f"{n}{tuple(t.shape)}" for n, t in tensors.items())) from None
+
+
+# --- training objectives (chapter 6): callables objective(model, x, generator, progress) ---------------
+#
+# Each returns ``(surrogate, bound)``: ``surrogate`` a scalar to maximize (minibatch level, so that free
+# bits can clamp a group's minibatch-mean KL), ``bound`` the per-datapoint ELBO ``(B,)`` that is logged.
+# ``progress`` is the fraction of training done, in [0, 1] (for KL warm-up). The training loop calls
+# whichever objective :func:`make_objective` built and never branches on its kind.
+
+
+def elbo_terms(model, x, generator=None):
+    r"""The ELBO's two terms for a diagonal-Gaussian encoder: ``rec`` :math:`\log p_\theta(\mathbf x\mid\mathbf z)`
+    at one reparameterized sample ``(B,)``, ``kl_per_dim`` the closed-form KL of each latent dimension
+    ``(B, K)`` and ``kl`` its sum ``(B,)`` (Kingma & Welling 2014, eq. 10)."""
+    from .collapse import kl_per_dim
+
+    x = x.to(model._dtype)
+    mean, log_std = model.encode(x)
+    z = sample_normal_diag(mean, log_std, generator=generator)
+    rec = model.log_px_given_z(x, z)
+    kl_dims = kl_per_dim(mean, log_std)
+    return {"rec": rec, "kl": kl_dims.sum(-1), "kl_per_dim": kl_dims}
+
+
+class ELBOObjective:
+    r"""The ELBO with two composable modifications of its KL term (monograph section 2.8.1):
+
+    .. math::
+        \text{surrogate} = \frac1B\sum_i \log p_\theta(\mathbf x_i\mid\mathbf z_i)
+        - \beta(\text{progress})\,\tilde D,\qquad
+        \tilde D = \begin{cases}\frac1B\sum_i D_{KL}(q(\mathbf z\mid\mathbf x_i)\|p) & \lambda = \text{None}\\
+        \sum_j\max\big(\lambda, \frac1B\sum_i D_{KL,j}(\mathbf x_i)\big) & \text{free bits (K\&W eq. 2.69)}\end{cases}
+
+    with :math:`\beta` the linear warm-up :func:`~vae_from_scratch.torch.collapse.warmup_beta` over the
+    first ``kl_warmup`` fraction of training (0: none). ``bound`` is always the true ELBO per data point.
+    While :math:`\beta < 1` the surrogate is *above* the ELBO and can exceed :math:`\log p(\mathbf x)`:
+    it is not a bound. Free bits move it the other way (:math:`\max(\lambda, D)\ge D`): never above
+    the ELBO, but its maximizer is not the ELBO's. Either way the ELBO is what ``bound`` reports.
+    """
+
+    def __init__(self, kl_warmup=0.0, free_bits=None, free_bits_groups=None):
+        from .collapse import warmup_beta
+
+        warmup_beta(0.0, kl_warmup)  # validates kl_warmup
+        if free_bits is not None and not free_bits >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats, got {free_bits}")
+        if free_bits is None and free_bits_groups is not None:
+            raise ValueError("free_bits_groups needs free_bits")
+        self.kl_warmup, self.free_bits, self.free_bits_groups = float(kl_warmup), free_bits, free_bits_groups
+
+    def kl_term(self, terms):
+        from .collapse import free_bits_kl
+
+        if self.free_bits is None:
+            return terms["kl"].mean()
+        return free_bits_kl(terms["kl_per_dim"], self.free_bits, self.free_bits_groups)
+
+    def __call__(self, model, x, generator=None, progress=1.0):
+        from .collapse import warmup_beta
+
+        terms = elbo_terms(model, x, generator)
+        beta = warmup_beta(progress, self.kl_warmup)
+        surrogate = terms["rec"].mean() - beta * self.kl_term(terms)
+        return surrogate, (terms["rec"] - terms["kl"]).detach()
+
+
+class IWAEObjective:
+    r"""The importance-weighted bound with ``k`` samples (Burda et al. 2016, eq. 8) as the objective;
+    ``bound`` is that bound per data point."""
+
+    def __init__(self, k=5):
+        if int(k) < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = int(k)
+
+    def __call__(self, model, x, generator=None, progress=1.0):
+        bound = model.iwae(x, k=self.k, generator=generator)
+        return bound.mean(), bound.detach()
+
+
+#: Registry of training objectives: name -> factory(**options).
+OBJECTIVES = {"elbo": ELBOObjective, "iwae": IWAEObjective}
+
+
+def make_objective(config):
+    """The objective callable a :class:`~vae_from_scratch.torch.training.TrainConfig` asks for."""
+    if config.objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {config.objective!r}")
+    if config.objective == "iwae":
+        if config.kl_warmup or config.free_bits is not None:
+            raise ValueError("KL warm-up and free bits apply to the ELBO objective, not to iwae")
+        return OBJECTIVES["iwae"](k=config.k)
+    return OBJECTIVES["elbo"](kl_warmup=config.kl_warmup, free_bits=config.free_bits,
+                              free_bits_groups=config.free_bits_groups)

@@ -30,7 +30,9 @@ import torch
 
 from .device import default_device
 from .evaluation import vae_log_likelihood
-from .vae import OBJECTIVES, build_vae
+from .collapse import active_units, kl_per_dim
+from .objectives import make_objective
+from .vae import DECODERS, OBJECTIVES, build_vae
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -60,6 +62,10 @@ class TrainConfig:
     limit: int = None            # use only the first `limit` training images
     validate: bool = True        # ELBO on the validation split after every epoch
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
+    kl_warmup: float = 0.0       # KL weight rises linearly from 0 to 1 over this fraction of training
+    free_bits: float = None      # lambda (nats per group) of free bits; None: the plain KL
+    free_bits_groups: int = None  # groups of latent dimensions for free bits; None: one per dimension
+    decoder: str = "bernoulli"   # "bernoulli" (factorized) or "autoregressive" (over pixels)
     extra: dict = field(default_factory=dict)
 
     def check(self):
@@ -72,12 +78,18 @@ class TrainConfig:
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
         if self.objective == "elbo" and self.k != 1:
             raise ValueError("k > 1 needs --objective iwae (the ELBO here uses one sample)")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
+        make_objective(self)  # validates kl_warmup, free_bits, free_bits_groups
         return self
 
     def model_spec(self):
         """The part of the config that fixes the network (must not change on resume)."""
-        return {"dataset": self.dataset, "arch": self.arch, "hidden": self.hidden,
+        spec = {"dataset": self.dataset, "arch": self.arch, "hidden": self.hidden,
                 "latent_dim": self.latent_dim, "activation": self.activation}
+        if self.decoder != "bernoulli":
+            spec["decoder"] = self.decoder
+        return spec
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -115,9 +127,7 @@ def init_output_bias(model, data, clip=1e-3):
     initialized decoder already predicts every pixel's marginal frequency (a common initialization,
     e.g. in NADE-style models): training starts from the independent-pixel model (about 206 nats on
     MNIST) instead of from coin flips (543 nats)."""
-    p = data.mean(0).clamp(clip, 1 - clip)
-    with torch.no_grad():
-        model.decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+    model.decoder.init_output_bias(data.mean(0), clip=clip)
     return model
 
 
@@ -125,9 +135,15 @@ def init_output_bias(model, data, clip=1e-3):
 
 
 def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_generator=None,
-              noise_generator=None, on_step=None):
+              noise_generator=None, on_step=None, progress=(0.0, 1.0)):
     """One pass over ``data`` (a device tensor) in shuffled minibatches; returns device tensors
     ``(mean objective per data point, index of the first non-finite step or -1)``.
+
+    ``objective`` is a name of :meth:`VAE.objective` (``"elbo"``, ``"iwae"`` with ``k`` samples) or a
+    callable ``objective(model, x, generator, progress) -> (surrogate, bound)`` from
+    :func:`vae_from_scratch.torch.objectives.make_objective`; then the surrogate is maximized, the
+    returned mean is that of ``bound`` (the true ELBO), and ``progress = (start, end)`` gives the
+    fraction of training done at the start and end of this epoch (for KL warm-up).
 
     Nothing here waits for the device: the objective is accumulated on it and ``on_step`` (e.g. a
     progress bar's ``update``) receives no tensor.
@@ -138,8 +154,13 @@ def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_ge
     first_bad = torch.full((), -1, device=data.device, dtype=torch.long)
     for step, start in enumerate(range(0, n, batch_size)):
         batch = data.index_select(0, perm[start:start + batch_size])
-        value = model.objective(batch, objective, k, generator=noise_generator)
-        loss = -value.mean()
+        if callable(objective):
+            fraction = progress[0] + (progress[1] - progress[0]) * start / n
+            surrogate, value = objective(model, batch, noise_generator, fraction)
+            loss = -surrogate
+        else:
+            value = model.objective(batch, objective, k, generator=noise_generator)
+            loss = -value.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -163,6 +184,24 @@ def evaluate_elbo(model, data, batch_size=1000, seed=0):
         total += model.elbo(data[start:start + batch_size], generator=generator).sum()
     model.train(was_training)
     return total / data.shape[0]
+
+
+@torch.no_grad()
+def latent_usage(model, data, batch_size=1000):
+    r"""How much of the latent code the model uses on ``data``: ``kl`` (mean KL per data point, nats),
+    ``kl_per_dim`` (its split over the latent dimensions, a list) and ``active_units`` (Burda et al.
+    2016: units whose exact posterior mean varies over the data by more than 0.01)."""
+    was_training = model.training
+    model.eval()
+    means, kls = [], []
+    for start in range(0, data.shape[0], batch_size):
+        mean, log_std = model.encode(data[start:start + batch_size])
+        means.append(mean)
+        kls.append(kl_per_dim(mean, log_std).sum(0))
+    model.train(was_training)
+    kl_dims = torch.stack(kls).sum(0) / data.shape[0]
+    return {"kl": float(kl_dims.sum()), "kl_per_dim": [round(v, 5) for v in kl_dims.tolist()],
+            "active_units": active_units(torch.cat(means))}
 
 
 def _accumulator_dtype(device):
@@ -196,10 +235,13 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     with torch.random.fork_rng(devices=[]):  # seeded initialization, global RNG left as it was
         torch.manual_seed(config.seed)
         model = build_vae(data.shape[1], config.arch, config.hidden, config.latent_dim,
-                          config.activation).to(device)
+                          config.activation, decoder=config.decoder).to(device)
     if config.init_output_bias:
         init_output_bias(model, data)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # the plain objectives keep the model's own path (by name); warm-up and free bits need the callable
+    plain = config.kl_warmup == 0 and config.free_bits is None
+    objective = config.objective if plain else make_objective(config)
     perm_generator = torch.Generator().manual_seed(config.seed)
     noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     metrics = {"config": asdict(config), "model": model.config(), "device": str(device),
@@ -232,8 +274,9 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             mean_objective, first_bad = run_epoch(
-                model, optimizer, data, config.batch_size, config.objective, config.k,
-                perm_generator, noise_generator, on_step=bar.update if bar else None)
+                model, optimizer, data, config.batch_size, objective, config.k,
+                perm_generator, noise_generator, on_step=bar.update if bar else None,
+                progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)))
             value, bad_step = float(mean_objective), int(first_bad)  # the one sync of the epoch
             if bad_step >= 0 or not math.isfinite(value):
                 metrics["status"] = "diverged"
@@ -244,6 +287,7 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                       "seconds": time.perf_counter() - t0}
             if valid is not None:
                 record["valid_elbo"] = float(evaluate_elbo(model, valid, seed=config.seed + epoch))
+                record.update(latent_usage(model, valid))
             metrics["epochs"].append(record)
             if bar:
                 bar.set_postfix({f"train {config.objective}": f"{value:.2f}",
@@ -301,7 +345,8 @@ def load_model(path, device="cpu"):
 
     state = load_checkpoint(path, device)
     spec = state["model_config"]
-    model = VAE(spec["data_dim"], spec["hidden"], spec["latent_dim"], spec["activation"]).to(device)
+    model = VAE(spec["data_dim"], spec["hidden"], spec["latent_dim"], spec["activation"],
+                decoder=spec.get("decoder", "bernoulli")).to(device)
     model.load_state_dict(state["model"])
     return model, TrainConfig(**state["config"]), state
 
@@ -367,9 +412,10 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
         bar.close()
     log_px = torch.cat(log_px)
     elbo = evaluate_elbo(model, x, seed=seed)
+    usage = latent_usage(model, x)
     result = {"split": split, "n": len(x), "k": k, "log_likelihood": float(log_px.mean()),
               "nll": -float(log_px.mean()), "log_likelihood_sem": float(log_px.std() / math.sqrt(len(x))),
-              "elbo": float(elbo), "seconds": time.perf_counter() - t0, "device": str(device)}
+              "elbo": float(elbo), **usage, "seconds": time.perf_counter() - t0, "device": str(device)}
     metrics_path = out_dir / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.setdefault("evaluation", {})[f"{split}_k{k}" + (f"_n{n}" if n is not None else "")] = result

@@ -38,6 +38,43 @@ ARCHITECTURES = {
 }
 
 
+class BernoulliDecoder(nn.Sequential):
+    r"""The factorized Bernoulli decoder: an MLP ``latent_dim -> hidden... -> data_dim`` of logits,
+    :math:`p_\theta(\mathbf x\mid\mathbf z) = \prod_j \operatorname{Bernoulli}(x_j; \operatorname{sigmoid}(\lambda_j(\mathbf z)))`
+    (an ``nn.Sequential``, so its parameters keep the names of the plain MLP)."""
+
+    def __init__(self, latent_dim, data_dim, hidden=(200, 200), activation="tanh"):
+        super().__init__(*make_mlp([latent_dim, *hidden, data_dim], activation))
+
+    def log_prob(self, x, z):
+        r""":math:`\log p_\theta(\mathbf x\mid\mathbf z)`, ``(*S, B)`` for ``z`` ``(*S, B, K)``."""
+        return bernoulli_log_prob(x, self(z))
+
+    @torch.no_grad()
+    def sample(self, z, generator=None):
+        """``(x, probs)``: the pixel probabilities at ``z`` and binary images drawn from them."""
+        probs = torch.sigmoid(self(z))
+        u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
+        return (u < probs).to(probs.dtype), probs
+
+    def init_output_bias(self, p, clip=1e-3):
+        """Output bias = logit of the pixel means ``p`` ``(D,)``."""
+        p = p.clamp(clip, 1 - clip)
+        with torch.no_grad():
+            self[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+        return self
+
+
+def _autoregressive_decoder(latent_dim, data_dim, hidden, activation):
+    from .autoregressive import AutoregressiveBernoulliDecoder
+
+    return AutoregressiveBernoulliDecoder(latent_dim, data_dim, hidden, activation)
+
+
+#: Decoder parts: name -> factory(latent_dim, data_dim, hidden, activation).
+DECODERS = {"bernoulli": BernoulliDecoder, "autoregressive": _autoregressive_decoder}
+
+
 def make_mlp(sizes, activation="tanh"):
     """``nn.Sequential`` of Linear layers with ``activation`` between them (the last layer is linear)."""
     if activation not in ACTIVATIONS:
@@ -65,20 +102,27 @@ class VAE(nn.Module):
     activation : {"tanh", "relu"}
     """
 
-    def __init__(self, data_dim=784, hidden=(200, 200), latent_dim=50, activation="tanh"):
+    def __init__(self, data_dim=784, hidden=(200, 200), latent_dim=50, activation="tanh",
+                 decoder="bernoulli"):
         super().__init__()
         if data_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"sizes must be positive: data_dim={data_dim}, hidden={hidden}, "
                              f"latent_dim={latent_dim}")
         self.data_dim, self.hidden = int(data_dim), tuple(int(h) for h in hidden)
         self.latent_dim, self.activation = int(latent_dim), activation
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {decoder!r}")
+        self.decoder_name = decoder
         self.encoder = make_mlp([self.data_dim, *self.hidden, 2 * self.latent_dim], activation)
-        self.decoder = make_mlp([self.latent_dim, *self.hidden[::-1], self.data_dim], activation)
+        self.decoder = DECODERS[decoder](self.latent_dim, self.data_dim, self.hidden[::-1], activation)
 
     def config(self):
         """The constructor arguments (for checkpoints)."""
-        return {"data_dim": self.data_dim, "hidden": list(self.hidden),
-                "latent_dim": self.latent_dim, "activation": self.activation}
+        config = {"data_dim": self.data_dim, "hidden": list(self.hidden),
+                  "latent_dim": self.latent_dim, "activation": self.activation}
+        if self.decoder_name != "bernoulli":
+            config["decoder"] = self.decoder_name
+        return config
 
     # -- the two networks ------------------------------------------------------------------------
 
@@ -91,6 +135,10 @@ class VAE(nn.Module):
         r"""Bernoulli logits :math:`\boldsymbol\lambda` of :math:`p_\theta(\mathbf x\mid\mathbf z)`, ``(..., D)``."""
         return self.decoder(z)
 
+    def log_px_given_z(self, x, z):
+        r""":math:`\log p_\theta(\mathbf x\mid\mathbf z)` from the decoder part, ``(*S, B)``."""
+        return self.decoder.log_prob(x, z)
+
     # -- objectives --------------------------------------------------------------------------------
 
     def elbo(self, x, eps=None, generator=None):
@@ -100,7 +148,7 @@ class VAE(nn.Module):
         x = x.to(self._dtype)
         mean, log_std = self.encode(x)
         z = sample_normal_diag(mean, log_std, eps=eps, generator=generator)
-        log_px_z = bernoulli_log_prob(x, self.decode(z))
+        log_px_z = self.log_px_given_z(x, z)
         if log_px_z.dim() == 2:
             log_px_z = log_px_z.mean(0)
         return log_px_z - kl_normal_standard(mean, log_std)
@@ -117,7 +165,7 @@ class VAE(nn.Module):
                 raise ValueError(f"eps must be (S, B, K) for log_weights, got shape {tuple(eps.shape)}")
             z = sample_normal_diag(mean, log_std, eps=eps)
         log_q = log_normal_diag(z, mean, log_std)
-        return log_standard_normal(z) + bernoulli_log_prob(x, self.decode(z)) - log_q
+        return log_standard_normal(z) + self.log_px_given_z(x, z) - log_q
 
     def iwae(self, x, k=5, eps=None, generator=None):
         r"""The IWAE bound estimate :math:`\operatorname{logmeanexp}_k w_k`, ``(B,)`` (Burda et al. 2016, eq. 8)."""
@@ -141,9 +189,7 @@ class VAE(nn.Module):
         p = next(self.parameters())
         if z is None:
             z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
-        probs = torch.sigmoid(self.decode(z))
-        x = (torch.rand(probs.shape, generator=generator, dtype=p.dtype, device=p.device) < probs)
-        return x.to(p.dtype), probs
+        return self.decoder.sample(z, generator=generator)
 
     # -- conversion from/to the NumPy reference ----------------------------------------------------
 
@@ -189,7 +235,7 @@ def bernoulli_log_prob(x, logits):
     return bernoulli_log_likelihood(x, logits, validate=False)
 
 
-def build_vae(data_dim, arch="burda", hidden=None, latent_dim=None, activation=None):
+def build_vae(data_dim, arch="burda", hidden=None, latent_dim=None, activation=None, decoder="bernoulli"):
     """A :class:`VAE` from a named architecture (:data:`ARCHITECTURES`) with optional overrides."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
@@ -200,7 +246,7 @@ def build_vae(data_dim, arch="burda", hidden=None, latent_dim=None, activation=N
         spec["latent_dim"] = latent_dim
     if activation is not None:
         spec["activation"] = activation
-    return VAE(data_dim, spec["hidden"], spec["latent_dim"], spec["activation"])
+    return VAE(data_dim, spec["hidden"], spec["latent_dim"], spec["activation"], decoder=decoder)
 
 
 # Functional mirrors of the NumPy reference (model first, like ``params`` first there).
