@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +70,8 @@ def main():
                    "--epochs", str(args.epochs), "--seed", str(args.seed), "--eval-k", str(args.eval_k),
                    "--eval-n", str(args.eval_n), "--threads", "1", "--no-progress", "--out", str(run_dir),
                    *RUNS[name]]
+        if (ROOT / run_dir).is_dir():           # a fresh run each time (the CLI refuses to overwrite)
+            shutil.rmtree(ROOT / run_dir)
         t0 = time.time()
         print(f"[{name}] {' '.join(command)}", flush=True)
         done = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, capture_output=True, text=True)

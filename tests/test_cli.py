@@ -29,7 +29,9 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert evaluated["k"] == 20 and evaluated["n"] == 250 and evaluated["nll"] > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["extra"]["command"].startswith("python -m vae_from_scratch train")
-    assert metrics["model"] == {"data_dim": 64, "hidden": [32], "latent_dim": 4, "activation": "tanh"}
+    assert metrics["model"] == {"data_dim": 64, "hidden": [32], "latent_dim": 4, "activation": "tanh",
+                                "posterior": "diagonal", "decoder": "bernoulli",
+                                "posterior_options": {}, "decoder_options": {}}
     assert "test_k20" in metrics["evaluation"]
 
     assert cli.main(["evaluate", "--out", str(out), "--eval-k", "30", "--eval-n", "17", "--split", "valid",
@@ -67,7 +69,9 @@ def test_errors_exit_with_a_message(tmp_path, capsys, monkeypatch):
     assert cli.main(["evaluate", "--out", str(tmp_path / "missing"), "--no-progress"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
 
-    monkeypatch.setattr(VAE, "objective", lambda self, x, *a, **k: self.elbo(x) * float("nan"))
+    monkeypatch.setattr(VAE, "elbo", lambda self, x, *a, **k: self.log_weights(x)[0] * float("nan"))
+    assert cli.main(["train", *SMALL, "--threads", "zero", "--out", str(tmp_path / "t")]) == 2
+    assert "positive integer, 'auto' or 'off'" in capsys.readouterr().err
     assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "nan"), "--eval-k", "0"]) == 1
     assert "NaN" in capsys.readouterr().err
 
@@ -84,3 +88,29 @@ def test_python_dash_m_entry_point(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "vae_from_scratch", "--help"], capture_output=True,
                             text=True, env=env, cwd=ROOT, timeout=120)
     assert helped.returncode == 0 and "train" in helped.stdout and "evaluate" in helped.stdout
+
+
+def test_a_fresh_run_refuses_to_overwrite_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(out), "--eval-k", "0"]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    metrics_before = (out / "metrics.json").read_text()
+    capsys.readouterr()
+    # the same command again, without --resume: refused before anything is written
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out), "--eval-k", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a checkpoint" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert (out / "metrics.json").read_text() == metrics_before
+    # both flags at once make no sense
+    assert cli.main(["train", *SMALL, "--epochs", "3", "--out", str(out), "--eval-k", "0",
+                     "--resume", "--overwrite"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # --overwrite replaces the run on purpose: a 1-epoch run where the 2-epoch one was
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out), "--eval-k", "0",
+                     "--overwrite"]) == 0
+    assert training.load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    # an empty folder (or one without a checkpoint) is fine without either flag
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "empty"),
+                     "--eval-k", "0"]) == 0

@@ -7,8 +7,10 @@
 
 ``train`` writes ``DIR/checkpoint.pt`` (atomically, after every epoch) and ``DIR/metrics.json``, and at
 the end estimates the test log-likelihood by importance sampling with ``--eval-k`` samples
-(0 skips it). ``evaluate`` does that estimate for an existing run. Exit status: 0 on success,
-1 when training diverged (NaN), 2 for bad arguments or missing data.
+(0 skips it). ``evaluate`` does that estimate for an existing run. A fresh ``train`` into a folder
+that already holds a checkpoint is refused: add ``--resume`` to continue it or ``--overwrite`` to
+replace it. Exit status: 0 on success, 1 when training diverged (NaN), 2 for bad arguments,
+missing data or a checkpoint that would be overwritten.
 """
 
 import argparse
@@ -16,7 +18,8 @@ import json
 import shlex
 import sys
 
-from .torch.vae import ARCHITECTURES, DECODERS, OBJECTIVES
+from .torch.objectives import OBJECTIVES
+from .torch.vae import ARCHITECTURES, DECODERS, POSTERIORS
 
 
 def build_parser():
@@ -33,7 +36,12 @@ def build_parser():
                    help="hidden widths of the encoder (the decoder mirrors them); overrides --arch")
     t.add_argument("--latent-dim", type=int, default=None, help="latent dimension; overrides --arch")
     t.add_argument("--activation", choices=["tanh", "relu"], default=None)
-    t.add_argument("--objective", choices=list(OBJECTIVES), default="elbo")
+    t.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal",
+                   help="the encoder's distribution q(z|x)")
+    t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
+                   help="the decoder's distribution p(x|z): bernoulli (factorized pixels) or "
+                        "autoregressive (each pixel also sees the pixels before it)")
+    t.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo")
     t.add_argument("--k", type=int, default=None, help="importance samples of the IWAE objective (default 5)")
     t.add_argument("--kl-warmup", type=float, default=0.0, metavar="EPOCHS_OR_FRACTION",
                    help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (>= 1) "
@@ -43,8 +51,6 @@ def build_parser():
                         "below at LAMBDA nats")
     t.add_argument("--free-bits-groups", type=int, default=None, metavar="G",
                    help="split the latent dimensions into G groups for --free-bits (default: one per dimension)")
-    t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
-                   help="bernoulli: factorized pixels; autoregressive: each pixel also sees the pixels before it")
     t.add_argument("--epochs", type=int, default=10, help="total epochs (with --resume: up to this many)")
     t.add_argument("--batch-size", type=int, default=100)
     t.add_argument("--lr", type=float, default=1e-3)
@@ -54,6 +60,8 @@ def build_parser():
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     t.add_argument("--out", required=True, help="run folder for checkpoint.pt and metrics.json")
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if DIR already holds a checkpoint (it is replaced)")
     t.add_argument("--eval-k", type=int, default=5000,
                    help="importance samples for the final test log-likelihood (0: skip; papers use 5000)")
     t.add_argument("--eval-n", type=int, default=None, help="evaluate on a fixed random subset of N test images")
@@ -103,14 +111,15 @@ def _train(args, argv, training):
     k = args.k if args.k is not None else (5 if args.objective == "iwae" else 1)
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
-        latent_dim=args.latent_dim, activation=args.activation, objective=args.objective, k=k,
+        latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
+        decoder=args.decoder, objective=args.objective, k=k,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
         validate=not args.no_validate, kl_warmup=_warmup_fraction(args.kl_warmup, args.epochs),
-        free_bits=args.free_bits, free_bits_groups=args.free_bits_groups, decoder=args.decoder,
+        free_bits=args.free_bits, free_bits_groups=args.free_bits_groups,
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
     model, metrics = training.train(config, out_dir=args.out, resume=args.resume, device=args.device,
-                                    progress=not args.no_progress, log=log)
+                                    progress=not args.no_progress, log=log, overwrite=args.overwrite)
     last = metrics["epochs"][-1] if metrics["epochs"] else {}
     print(json.dumps({"epochs": len(metrics["epochs"]), **{k: v for k, v in last.items() if k != "epoch"}}))
     if args.eval_k > 0:

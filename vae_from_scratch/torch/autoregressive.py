@@ -18,33 +18,23 @@ distribution on :math:`\{0,1\}^D` for every ``z`` (tested by summing over all :m
 small ``D``). Evaluating :math:`\log p(\mathbf x\mid\mathbf z)` needs one pass (teacher forcing: the
 observed ``x`` feeds the masked layer); sampling needs ``D`` sequential passes.
 
-The module follows the decoder interface of the VAE parts (``log_prob(x, z)``, ``sample(z)``,
-``init_output_bias(p)``).
+The module is a decoder part of :class:`~vae_from_scratch.torch.vae.VAE` (``log_prob(x, z)``,
+``sample(z)``, ``init_output_bias(p)``), registered as ``DECODERS["autoregressive"]``:
+``VAE(..., decoder="autoregressive")``, or ``--decoder autoregressive`` on the command line.
 """
 
 import torch
 from torch import nn
 
 from .distributions import bernoulli_log_likelihood
-
-
-def make_mlp(sizes, activation="tanh"):
-    acts = {"tanh": nn.Tanh, "relu": nn.ReLU}
-    if activation not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(acts[activation]())
-    return nn.Sequential(*layers)
+from .vae import DECODERS, make_mlp
 
 
 class AutoregressiveBernoulliDecoder(nn.Module):
     r"""Autoregressive Bernoulli decoder over ``data_dim`` pixels in raster order, conditioned on ``z``
     through an MLP ``latent_dim -> hidden... -> data_dim`` (see the module docstring)."""
 
-    def __init__(self, latent_dim, data_dim, hidden=(200, 200), activation="tanh"):
+    def __init__(self, latent_dim, hidden, data_dim, activation="tanh"):
         super().__init__()
         if latent_dim < 1 or data_dim < 1:
             raise ValueError(f"sizes must be positive: latent_dim={latent_dim}, data_dim={data_dim}")
@@ -53,11 +43,7 @@ class AutoregressiveBernoulliDecoder(nn.Module):
         self.weight = nn.Parameter(torch.zeros(self.data_dim, self.data_dim))
         self.register_buffer("mask", torch.ones(self.data_dim, self.data_dim).tril(-1))
 
-    def forward(self, z):
-        raise ValueError("the autoregressive decoder's logits depend on x as well as z: "
-                         "use log_prob(x, z), logits(x, z) or sample(z)")
-
-    def logits(self, x, z):
+    def conditional_logits(self, x, z):
         r""":math:`\lambda_j = c_j(\mathbf z) + \sum_{i<j}V_{ji}x_i`; ``x`` ``(B, D)`` (or broadcastable
         against ``z``'s batch axes), ``z`` ``(*S, B, K)``; returns ``(*S, B, D)``."""
         x = x.to(self.weight.dtype)
@@ -65,7 +51,7 @@ class AutoregressiveBernoulliDecoder(nn.Module):
 
     def log_prob(self, x, z):
         r""":math:`\log p_\theta(\mathbf x\mid\mathbf z)`, ``(*S, B)``, by teacher forcing (one pass)."""
-        return bernoulli_log_likelihood(x, self.logits(x, z), validate=False)
+        return bernoulli_log_likelihood(x, self.conditional_logits(x, z), validate=False)
 
     @torch.no_grad()
     def sample(self, z, generator=None):
@@ -88,3 +74,6 @@ class AutoregressiveBernoulliDecoder(nn.Module):
         with torch.no_grad():
             self.context[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
         return self
+
+
+DECODERS["autoregressive"] = AutoregressiveBernoulliDecoder

@@ -6,11 +6,12 @@ value per data point returned), batched and device-agnostic.
     \mathcal L_{\theta,\phi}(\mathbf x)
     = \mathbb E_{q_\phi(\mathbf z\mid\mathbf x)}\big[\log p_\theta(\mathbf x\mid\mathbf z)
       + \log p_\theta(\mathbf z) - \log q_\phi(\mathbf z\mid\mathbf x)\big]
-    \qquad\text{(monograph eq. 2.10; estimators eqs. 2.27-2.29)}
+    \qquad\text{(K&W eq. 2.10; estimators K&W eqs. 2.27-2.29)}
 """
 
 import torch
 
+from .collapse import free_bits_kl, warmup_beta
 from .distributions import kl_normal_diag, log_normal_diag, sample_normal_diag
 
 KL_MODES = ("analytic", "sampled")
@@ -19,7 +20,7 @@ KL_MODES = ("analytic", "sampled")
 def elbo(log_px_given_z, log_pz, log_qz):
     r""":math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)}) + \log p_\theta(\mathbf z^{(s)})
     - \log q_\phi(\mathbf z^{(s)}\mid\mathbf x)`: the Monte Carlo ELBO from per-sample terms of shape
-    ``(S, ...)`` (broadcasting), averaged over the leading sample axis (monograph eq. 2.10)."""
+    ``(S, ...)`` (broadcasting), averaged over the leading sample axis (K&W eq. 2.10)."""
     _check_samples(log_px_given_z=log_px_given_z, log_pz=log_pz, log_qz=log_qz)
     return (log_px_given_z + log_pz - log_qz).mean(0)
 
@@ -38,7 +39,7 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, generator=None, nu
                      kl="analytic", prior_mean=None, prior_log_std=None):
     r"""Monte Carlo ELBO of a diagonal-Gaussian encoder with reparameterized samples
     :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`
-    (monograph eqs. 2.36-2.38), against the prior :math:`\mathcal N(\mathbf m_p,
+    (K&W eqs. 2.36-2.40), against the prior :math:`\mathcal N(\mathbf m_p,
     \operatorname{diag}\boldsymbol\sigma_p^2)` (standard normal by default).
 
     ``kl="analytic"``: :math:`\frac1S\sum_s\log p_\theta(\mathbf x\mid\mathbf z^{(s)}) - D_{KL}(q\|p)`,
@@ -93,30 +94,18 @@ def _check_samples(**tensors):
                          + ", ".join(f"{n}{tuple(t.shape)}" for n, t in tensors.items())) from None
 
 
-# --- training objectives (chapter 6): callables objective(model, x, generator, progress) ---------------
+# --- training objectives of a VAE ------------------------------------------------------------------
 #
-# Each returns ``(surrogate, bound)``: ``surrogate`` a scalar to maximize (minibatch level, so that free
-# bits can clamp a group's minibatch-mean KL), ``bound`` the per-datapoint ELBO ``(B,)`` that is logged.
-# ``progress`` is the fraction of training done, in [0, 1] (for KL warm-up). The training loop calls
-# whichever objective :func:`make_objective` built and never branches on its kind.
-
-
-def elbo_terms(model, x, generator=None):
-    r"""The ELBO's two terms for a diagonal-Gaussian encoder: ``rec`` :math:`\log p_\theta(\mathbf x\mid\mathbf z)`
-    at one reparameterized sample ``(B,)``, ``kl_per_dim`` the closed-form KL of each latent dimension
-    ``(B, K)`` and ``kl`` its sum ``(B,)`` (Kingma & Welling 2014, eq. 10)."""
-    from .collapse import kl_per_dim
-
-    x = x.to(model._dtype)
-    mean, log_std = model.encode(x)
-    z = sample_normal_diag(mean, log_std, generator=generator)
-    rec = model.log_px_given_z(x, z)
-    kl_dims = kl_per_dim(mean, log_std)
-    return {"rec": rec, "kl": kl_dims.sum(-1), "kl_per_dim": kl_dims}
+# A training objective is a callable ``objective(model, x, generator, progress) -> (surrogate, bound)``:
+# ``surrogate`` is the scalar the optimizer maximizes (a minibatch mean, so that an objective may act
+# on minibatch averages, as free bits does), ``bound`` the per-datapoint value ``(B,)`` of the bound
+# that is logged (the ELBO, or the IWAE bound), and ``progress`` the fraction of training done, in
+# [0, 1], for schedules. :func:`make_objective` builds one from a training config, once; the training
+# loop calls it without knowing which one it is. New objectives register a factory in OBJECTIVES.
 
 
 class ELBOObjective:
-    r"""The ELBO with two composable modifications of its KL term (monograph section 2.8.1):
+    r"""The ELBO with two composable modifications of its KL term (K&W section 2.8.1), chapter 6:
 
     .. math::
         \text{surrogate} = \frac1B\sum_i \log p_\theta(\mathbf x_i\mid\mathbf z_i)
@@ -125,63 +114,69 @@ class ELBOObjective:
         \sum_j\max\big(\lambda, \frac1B\sum_i D_{KL,j}(\mathbf x_i)\big) & \text{free bits (K\&W eq. 2.69)}\end{cases}
 
     with :math:`\beta` the linear warm-up :func:`~vae_from_scratch.torch.collapse.warmup_beta` over the
-    first ``kl_warmup`` fraction of training (0: none). ``bound`` is always the true ELBO per data point.
-    While :math:`\beta < 1` the surrogate is *above* the ELBO and can exceed :math:`\log p(\mathbf x)`:
-    it is not a bound. Free bits move it the other way (:math:`\max(\lambda, D)\ge D`): never above
-    the ELBO, but its maximizer is not the ELBO's. Either way the ELBO is what ``bound`` reports.
+    first ``kl_warmup`` fraction of training (0: none) and free bits over ``free_bits_groups`` groups of
+    consecutive latent dimensions (:func:`~vae_from_scratch.torch.collapse.free_bits_kl`; Kingma et al.
+    2016, appendix C). With neither it is the plain ELBO of one reparameterized sample and the
+    posterior's closed-form KL where it has one (Kingma & Welling 2014, eq. 10).
+
+    ``bound`` is always the true ELBO per data point. While :math:`\beta < 1` the surrogate is *above*
+    the ELBO and can exceed :math:`\log p(\mathbf x)`: it is not a bound. Free bits move it the other
+    way (:math:`\max(\lambda, D)\ge D`): never above the ELBO, but its maximizer is not the ELBO's.
     """
 
     def __init__(self, kl_warmup=0.0, free_bits=None, free_bits_groups=None):
-        from .collapse import warmup_beta
-
-        warmup_beta(0.0, kl_warmup)  # validates kl_warmup
+        warmup_beta(0.0, kl_warmup)  # checks kl_warmup
         if free_bits is not None and not free_bits >= 0:
             raise ValueError(f"free_bits must be >= 0 nats, got {free_bits}")
         if free_bits is None and free_bits_groups is not None:
             raise ValueError("free_bits_groups needs free_bits")
-        self.kl_warmup, self.free_bits, self.free_bits_groups = float(kl_warmup), free_bits, free_bits_groups
+        self.kl_warmup, self.free_bits = float(kl_warmup), free_bits
+        self.free_bits_groups = free_bits_groups
 
-    def kl_term(self, terms):
-        from .collapse import free_bits_kl
-
+    def __call__(self, model, x, generator=None, progress=0.0):
+        if self.free_bits is None and self.kl_warmup == 0.0:
+            value = model.elbo(x, generator=generator)      # the plain ELBO
+            return value.mean(), value
+        terms = model.elbo_terms(x, generator=generator)
+        bound = terms["rec"] - terms["kl"]
         if self.free_bits is None:
-            return terms["kl"].mean()
-        return free_bits_kl(terms["kl_per_dim"], self.free_bits, self.free_bits_groups)
-
-    def __call__(self, model, x, generator=None, progress=1.0):
-        from .collapse import warmup_beta
-
-        terms = elbo_terms(model, x, generator)
-        beta = warmup_beta(progress, self.kl_warmup)
-        surrogate = terms["rec"].mean() - beta * self.kl_term(terms)
-        return surrogate, (terms["rec"] - terms["kl"]).detach()
+            kl_term = terms["kl"].mean()
+        else:
+            if terms["kl_per_dim"] is None:
+                raise ValueError("free bits need a posterior with a closed-form KL per dimension")
+            kl_term = free_bits_kl(terms["kl_per_dim"], self.free_bits, self.free_bits_groups)
+        surrogate = terms["rec"].mean() - warmup_beta(progress, self.kl_warmup) * kl_term
+        return surrogate, bound.detach()
 
 
-class IWAEObjective:
-    r"""The importance-weighted bound with ``k`` samples (Burda et al. 2016, eq. 8) as the objective;
-    ``bound`` is that bound per data point."""
-
-    def __init__(self, k=5):
-        if int(k) < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        self.k = int(k)
-
-    def __call__(self, model, x, generator=None, progress=1.0):
-        bound = model.iwae(x, k=self.k, generator=generator)
-        return bound.mean(), bound.detach()
+def elbo_objective(config=None):
+    r"""The ELBO objective of ``config`` (:class:`ELBOObjective` with the config's ``kl_warmup``,
+    ``free_bits`` and ``free_bits_groups``; the plain ELBO without them)."""
+    return ELBOObjective(kl_warmup=getattr(config, "kl_warmup", 0.0) or 0.0,
+                         free_bits=getattr(config, "free_bits", None),
+                         free_bits_groups=getattr(config, "free_bits_groups", None))
 
 
-#: Registry of training objectives: name -> factory(**options).
-OBJECTIVES = {"elbo": ELBOObjective, "iwae": IWAEObjective}
+def iwae_objective(config=None):
+    r"""The importance-weighted bound with ``config.k`` samples (Burda et al. 2016, eq. 8; K&W eq. 2.57
+    used as an objective)."""
+    k = getattr(config, "k", 5) if config is not None else 5
+    if getattr(config, "kl_warmup", 0.0) or getattr(config, "free_bits", None) is not None:
+        raise ValueError("KL warm-up and free bits apply to the ELBO objective, not to iwae")
+
+    def objective(model, x, generator=None, progress=0.0):
+        value = model.iwae(x, k=k, generator=generator)
+        return value.mean(), value
+    return objective
+
+
+#: Training objectives by name: ``factory(config) -> objective``.
+OBJECTIVES = {"elbo": elbo_objective, "iwae": iwae_objective}
 
 
 def make_objective(config):
-    """The objective callable a :class:`~vae_from_scratch.torch.training.TrainConfig` asks for."""
-    if config.objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {config.objective!r}")
-    if config.objective == "iwae":
-        if config.kl_warmup or config.free_bits is not None:
-            raise ValueError("KL warm-up and free bits apply to the ELBO objective, not to iwae")
-        return OBJECTIVES["iwae"](k=config.k)
-    return OBJECTIVES["elbo"](kl_warmup=config.kl_warmup, free_bits=config.free_bits,
-                              free_bits_groups=config.free_bits_groups)
+    """The training objective named ``config.objective`` (a name in :data:`OBJECTIVES`), built once."""
+    name = config if isinstance(config, str) else config.objective
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}")
+    return OBJECTIVES[name](None if isinstance(config, str) else config)

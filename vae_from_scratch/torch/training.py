@@ -30,9 +30,9 @@ import torch
 
 from .device import default_device
 from .evaluation import vae_log_likelihood
-from .collapse import active_units, kl_per_dim
-from .objectives import make_objective
-from .vae import DECODERS, OBJECTIVES, build_vae
+from .collapse import active_units
+from .objectives import OBJECTIVES, make_objective
+from .vae import DECODERS, POSTERIORS, build_vae
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -53,7 +53,11 @@ class TrainConfig:
     hidden: list = None          # None: the architecture's default
     latent_dim: int = None
     activation: str = None
-    objective: str = "elbo"      # "elbo" or "iwae"
+    posterior: str = "diagonal"  # a name in vae.POSTERIORS
+    decoder: str = "bernoulli"   # a name in vae.DECODERS
+    posterior_options: dict = field(default_factory=dict)
+    decoder_options: dict = field(default_factory=dict)
+    objective: str = "elbo"      # a name in objectives.OBJECTIVES
     k: int = 1                   # importance samples for "iwae"
     epochs: int = 10
     batch_size: int = 100
@@ -62,34 +66,35 @@ class TrainConfig:
     limit: int = None            # use only the first `limit` training images
     validate: bool = True        # ELBO on the validation split after every epoch
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
-    kl_warmup: float = 0.0       # KL weight rises linearly from 0 to 1 over this fraction of training
-    free_bits: float = None      # lambda (nats per group) of free bits; None: the plain KL
-    free_bits_groups: int = None  # groups of latent dimensions for free bits; None: one per dimension
-    decoder: str = "bernoulli"   # "bernoulli" (factorized) or "autoregressive" (over pixels)
+    kl_warmup: float = 0.0       # the ELBO's KL weight rises from 0 to 1 over this fraction of training
+    free_bits: float = None      # free bits: lambda, nats per group of latent dimensions (None: off)
+    free_bits_groups: int = None  # groups of consecutive latent dimensions (None: one per dimension)
     extra: dict = field(default_factory=dict)
 
     def check(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {sorted(POSTERIORS)}, got {self.posterior!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
         if self.k < 1 or self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need k >= 1, epochs >= 0, batch_size >= 1, lr > 0; got k={self.k}, "
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
         if self.objective == "elbo" and self.k != 1:
             raise ValueError("k > 1 needs --objective iwae (the ELBO here uses one sample)")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
-        make_objective(self)  # validates kl_warmup, free_bits, free_bits_groups
+        make_objective(self)  # checks kl_warmup, free_bits and free_bits_groups
         return self
 
     def model_spec(self):
         """The part of the config that fixes the network (must not change on resume)."""
-        spec = {"dataset": self.dataset, "arch": self.arch, "hidden": self.hidden,
-                "latent_dim": self.latent_dim, "activation": self.activation}
-        if self.decoder != "bernoulli":
-            spec["decoder"] = self.decoder
-        return spec
+        return {"dataset": self.dataset, "arch": self.arch, "hidden": self.hidden,
+                "latent_dim": self.latent_dim, "activation": self.activation,
+                "posterior": self.posterior, "decoder": self.decoder,
+                "posterior_options": self.posterior_options,
+                "decoder_options": self.decoder_options}
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -137,34 +142,29 @@ def init_output_bias(model, data, clip=1e-3):
 def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_generator=None,
               noise_generator=None, on_step=None, progress=(0.0, 1.0)):
     """One pass over ``data`` (a device tensor) in shuffled minibatches; returns device tensors
-    ``(mean objective per data point, index of the first non-finite step or -1)``.
+    ``(mean bound per data point, index of the first non-finite step or -1)``.
 
-    ``objective`` is a name of :meth:`VAE.objective` (``"elbo"``, ``"iwae"`` with ``k`` samples) or a
-    callable ``objective(model, x, generator, progress) -> (surrogate, bound)`` from
-    :func:`vae_from_scratch.torch.objectives.make_objective`; then the surrogate is maximized, the
-    returned mean is that of ``bound`` (the true ELBO), and ``progress = (start, end)`` gives the
-    fraction of training done at the start and end of this epoch (for KL warm-up).
-
-    Nothing here waits for the device: the objective is accumulated on it and ``on_step`` (e.g. a
+    ``objective``: a training objective of :mod:`vae_from_scratch.torch.objectives` (a callable), or
+    its name (with ``k`` samples for ``"iwae"``). ``progress``: the fraction of training done at the
+    start and at the end of this epoch (for schedules such as KL warm-up).
+    Nothing here waits for the device: the bound is accumulated on it and ``on_step`` (e.g. a
     progress bar's ``update``) receives no tensor.
     """
+    if isinstance(objective, str):
+        objective = make_objective(TrainConfig(objective=objective, k=k))
     n = data.shape[0]
+    steps = max(1, math.ceil(n / batch_size))
     perm = torch.randperm(n, generator=perm_generator).to(data.device, non_blocking=True)
     total = torch.zeros((), device=data.device, dtype=_accumulator_dtype(data.device))
     first_bad = torch.full((), -1, device=data.device, dtype=torch.long)
     for step, start in enumerate(range(0, n, batch_size)):
         batch = data.index_select(0, perm[start:start + batch_size])
-        if callable(objective):
-            fraction = progress[0] + (progress[1] - progress[0]) * start / n
-            surrogate, value = objective(model, batch, noise_generator, fraction)
-            loss = -surrogate
-        else:
-            value = model.objective(batch, objective, k, generator=noise_generator)
-            loss = -value.mean()
+        done = progress[0] + (progress[1] - progress[0]) * step / steps
+        surrogate, bound = objective(model, batch, noise_generator, done)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (-surrogate).backward()
         optimizer.step()
-        detached = value.detach().sum()
+        detached = bound.detach().sum()
         total += detached
         bad = ~torch.isfinite(detached) & (first_bad < 0)
         first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
@@ -188,17 +188,23 @@ def evaluate_elbo(model, data, batch_size=1000, seed=0):
 
 @torch.no_grad()
 def latent_usage(model, data, batch_size=1000):
-    r"""How much of the latent code the model uses on ``data``: ``kl`` (mean KL per data point, nats),
-    ``kl_per_dim`` (its split over the latent dimensions, a list) and ``active_units`` (Burda et al.
-    2016: units whose exact posterior mean varies over the data by more than 0.01)."""
+    r"""How much of the latent code the model uses on ``data`` (chapter 6): ``kl`` (mean KL per data
+    point, nats), ``kl_per_dim`` (its split over the latent dimensions, a list) and ``active_units``
+    (Burda et al. 2016: units whose exact posterior mean varies over the data by more than 0.01).
+    Empty for a posterior without a closed-form KL per dimension or mean."""
     was_training = model.training
     model.eval()
     means, kls = [], []
-    for start in range(0, data.shape[0], batch_size):
-        mean, log_std = model.encode(data[start:start + batch_size])
-        means.append(mean)
-        kls.append(kl_per_dim(mean, log_std).sum(0))
-    model.train(was_training)
+    try:
+        for start in range(0, data.shape[0], batch_size):
+            params = model.encode(data[start:start + batch_size])
+            mean, kl_dims = model.posterior.mean(params), model.posterior.kl_per_dim(params)
+            if mean is None or kl_dims is None:
+                return {}
+            means.append(mean)
+            kls.append(kl_dims.sum(0))
+    finally:
+        model.train(was_training)
     kl_dims = torch.stack(kls).sum(0) / data.shape[0]
     return {"kl": float(kl_dims.sum()), "kl_per_dim": [round(v, 5) for v in kl_dims.tolist()],
             "active_units": active_units(torch.cat(means))}
@@ -209,17 +215,20 @@ def _accumulator_dtype(device):
 
 
 def train(config, out_dir=None, resume=False, device=None, progress=False, train_data=None,
-          valid_data=None, log=print):
+          valid_data=None, log=print, overwrite=False):
     """Train a VAE as ``config`` says; returns ``(model, metrics)``.
 
     With ``out_dir``, a checkpoint (``checkpoint.pt``) and ``metrics.json`` are written atomically
     after every epoch; with ``resume=True`` training continues from that checkpoint up to
     ``config.epochs`` epochs in total. ``train_data`` / ``valid_data`` (uint8 arrays) override the
-    data set's splits. Raises :class:`TrainingDiverged` on NaN/inf.
+    data set's splits. Raises :class:`TrainingDiverged` on NaN/inf. A fresh run (no ``resume``) into
+    an ``out_dir`` that already holds a checkpoint raises :class:`CheckpointExists` before anything
+    is written, unless ``overwrite=True``.
     """
     config.check()
     device = torch.device(device) if device is not None else default_device()
     out_dir = Path(out_dir) if out_dir is not None else None
+    _refuse_to_overwrite(out_dir, resume, overwrite)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -235,13 +244,13 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     with torch.random.fork_rng(devices=[]):  # seeded initialization, global RNG left as it was
         torch.manual_seed(config.seed)
         model = build_vae(data.shape[1], config.arch, config.hidden, config.latent_dim,
-                          config.activation, decoder=config.decoder).to(device)
+                          config.activation, posterior=config.posterior, decoder=config.decoder,
+                          posterior_options=config.posterior_options,
+                          decoder_options=config.decoder_options).to(device)
+    objective = make_objective(config)
     if config.init_output_bias:
         init_output_bias(model, data)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    # the plain objectives keep the model's own path (by name); warm-up and free bits need the callable
-    plain = config.kl_warmup == 0 and config.free_bits is None
-    objective = config.objective if plain else make_objective(config)
     perm_generator = torch.Generator().manual_seed(config.seed)
     noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     metrics = {"config": asdict(config), "model": model.config(), "device": str(device),
@@ -274,8 +283,9 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             mean_objective, first_bad = run_epoch(
-                model, optimizer, data, config.batch_size, objective, config.k,
-                perm_generator, noise_generator, on_step=bar.update if bar else None,
+                model, optimizer, data, config.batch_size, objective=objective,
+                perm_generator=perm_generator, noise_generator=noise_generator,
+                on_step=bar.update if bar else None,
                 progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)))
             value, bad_step = float(mean_objective), int(first_bad)  # the one sync of the epoch
             if bad_step >= 0 or not math.isfinite(value):
@@ -303,6 +313,21 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     if out_dir is not None:
         atomic_write_json(metrics, out_dir / METRICS)
     return model, metrics
+
+
+class CheckpointExists(ValueError):
+    """A fresh training run would overwrite the checkpoint of an earlier run."""
+
+
+def _refuse_to_overwrite(out_dir, resume, overwrite):
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run "
+                         "in --out, --overwrite replaces it")
+    if out_dir is not None and not resume and not overwrite and (out_dir / CHECKPOINT).exists():
+        raise CheckpointExists(
+            f"{out_dir} already holds a checkpoint ({CHECKPOINT}) from an earlier run, and a fresh run "
+            f"would overwrite it. Continue that run with --resume (same command, more --epochs), or "
+            f"replace it on purpose with --overwrite, or choose another --out.")
 
 
 def _diverged_message(epoch, step, config, checkpoint_path):
@@ -344,9 +369,7 @@ def load_model(path, device="cpu"):
     from .vae import VAE
 
     state = load_checkpoint(path, device)
-    spec = state["model_config"]
-    model = VAE(spec["data_dim"], spec["hidden"], spec["latent_dim"], spec["activation"],
-                decoder=spec.get("decoder", "bernoulli")).to(device)
+    model = VAE(**state["model_config"]).to(device)
     model.load_state_dict(state["model"])
     return model, TrainConfig(**state["config"]), state
 
