@@ -407,3 +407,25 @@ def test_cli_flags(tmp_path):
     assert {"active_units", "kl", "kl_per_dim"} <= set(evaluation)
     assert cli.main(["train", "--dataset", "digits", "--epochs", "2", "--kl-warmup", "3", "--out",
                      str(tmp_path / "bad")]) == 2
+
+
+def test_autoregressive_decoder_numpy_torch_parity():
+    from vae_from_scratch.numpy import autoregressive as nar
+
+    D, K = 8, 3
+    dec = _ar_decoder(D, K)
+    params = {"V": dec.weight.detach().numpy(),
+              "context": [(m.weight.detach().numpy().T, m.bias.detach().numpy())
+                          for m in dec.context if isinstance(m, torch.nn.Linear)]}
+    rng = onp.random.default_rng(7)
+    x = (rng.random((5, D)) < 0.5).astype(float)
+    z = rng.normal(size=(2, 5, K))
+    with torch.no_grad():
+        expected = dec.log_prob(T(x), T(z)).numpy()
+    onp.testing.assert_allclose(nar.log_prob(params, x, z), expected, rtol=1e-12, atol=1e-12)
+    every_x = onp.array([[(i >> j) & 1 for j in range(D)] for i in range(2**D)], dtype=float)
+    assert abs(onp.exp(nar.log_prob(params, every_x, z[0, 0])).sum() - 1.0) < 1e-12
+    g = grad(lambda V: anp.sum(nar.log_prob({**params, "V": V}, x, z)))(params["V"])
+    assert onp.all(onp.triu(g) == 0)                        # only the strictly lower triangle is used
+    p0 = nar.init_autoregressive_decoder(rng, K, (4,), D)
+    assert nar.log_prob(p0, x, z).shape == (2, 5)
