@@ -270,6 +270,8 @@ def test_training_with_the_fused_step_learns_and_resumes(tmp_path):
     _, reference = training.train(config(**{**cfg, "fused_step": False}), device="cpu")
     assert training.training_step(straight, config()) is not None  # "auto": on for this model
     assert training.training_step(straight, config(objective="iwae", k=2)) is None
+    assert training.training_step(straight, config(kl_warmup=0.5)) is None
+    assert training.training_step(straight, config(free_bits=0.1)) is None
     np.testing.assert_allclose(values, [e["train_elbo"] for e in reference["epochs"]], atol=1e-3)
     assert values[-1] > values[0] + 0.5
     training.train(config(**{**cfg, "epochs": 1}), out_dir=tmp_path / "b", device="cpu")

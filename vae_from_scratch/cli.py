@@ -40,9 +40,18 @@ def build_parser():
     t.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal",
                    help="the encoder's distribution q(z|x)")
     t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
-                   help="the decoder's distribution p(x|z)")
+                   help="the decoder's distribution p(x|z): bernoulli (factorized pixels) or "
+                        "autoregressive (each pixel also sees the pixels before it)")
     t.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo")
     t.add_argument("--k", type=int, default=None, help="importance samples of the IWAE objective (default 5)")
+    t.add_argument("--kl-warmup", type=float, default=0.0, metavar="EPOCHS_OR_FRACTION",
+                   help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (>= 1) "
+                        "or this fraction of training (< 1); default 0, none")
+    t.add_argument("--free-bits", type=float, default=None, metavar="LAMBDA",
+                   help="free bits (Kingma et al. 2016): each group's minibatch-mean KL is clamped from "
+                        "below at LAMBDA nats")
+    t.add_argument("--free-bits-groups", type=int, default=None, metavar="G",
+                   help="split the latent dimensions into G groups for --free-bits (default: one per dimension)")
     t.add_argument("--epochs", type=int, default=None,
                    help="total epochs (with --resume: up to this many); default 10, or 3280 with --schedule burda")
     t.add_argument("--batch-size", type=int, default=None,
@@ -125,8 +134,9 @@ def _train(args, argv, training):
         latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
         decoder=args.decoder, objective=args.objective, k=k,
         epochs=epochs, batch_size=batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
-        validate=not args.no_validate, schedule=args.schedule, compile=args.compile,
-        fused_step=False if args.autograd_step else "auto",
+        validate=not args.no_validate, kl_warmup=_warmup_fraction(args.kl_warmup, epochs),
+        free_bits=args.free_bits, free_bits_groups=args.free_bits_groups,
+        schedule=args.schedule, compile=args.compile, fused_step=False if args.autograd_step else "auto",
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
     model, metrics = training.train(config, out_dir=args.out, resume=args.resume, device=args.device,
@@ -138,6 +148,17 @@ def _train(args, argv, training):
                                        seed=args.seed, progress=not args.no_progress)
         print(json.dumps(_summary(result)))
     return 0
+
+
+def _warmup_fraction(value, epochs):
+    """``--kl-warmup``: a number of epochs (>= 1) or a fraction of training (< 1) -> a fraction."""
+    if value < 0:
+        raise ValueError(f"--kl-warmup must be >= 0, got {value}")
+    if value < 1:
+        return float(value)
+    if value > epochs:
+        raise ValueError(f"--kl-warmup {value:g} epochs is longer than --epochs {epochs}")
+    return float(value) / epochs
 
 
 def _evaluate(args, training):

@@ -42,6 +42,7 @@ import torch
 
 from .device import default_device
 from .evaluation import vae_log_likelihood
+from .collapse import active_units
 from .objectives import OBJECTIVES, make_objective
 from .vae import DECODERS, POSTERIORS, build_vae
 
@@ -83,6 +84,9 @@ class TrainConfig:
     limit: int = None            # use only the first `limit` training images
     validate: bool = True        # ELBO on the validation split after every epoch
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
+    kl_warmup: float = 0.0       # the ELBO's KL weight rises from 0 to 1 over this fraction of training
+    free_bits: float = None      # free bits: lambda, nats per group of latent dimensions (None: off)
+    free_bits_groups: int = None  # groups of consecutive latent dimensions (None: one per dimension)
     schedule: str = "constant"   # "constant" (lr throughout) or "burda" (lr * 10^(-i/7) for 3^i epochs)
     compile: bool = False        # torch.compile the objective (optional; see benchmarks/README.md)
     fused_step: object = "auto"  # hand-written backward of the default VAE's ELBO (torch/fused_step.py):
@@ -105,6 +109,7 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.objective == "elbo" and self.k != 1:
             raise ValueError("k > 1 needs --objective iwae (the ELBO here uses one sample)")
+        make_objective(self)  # checks kl_warmup, free_bits and free_bits_groups
         return self
 
     def model_spec(self):
@@ -238,14 +243,15 @@ def training_step(model, config):
     """The whole-step function for :func:`run_epoch`, or None for the objective + autograd path.
 
     ``config.fused_step``: ``"auto"`` uses :func:`vae_from_scratch.torch.fused_step.elbo_step` where it
-    applies (the single-sample ELBO of a tanh MLP VAE with the diagonal posterior and the Bernoulli
-    decoder) and ``config.compile`` is off; ``True`` requires it; ``False`` never uses it.
+    applies (the plain single-sample ELBO, without KL warm-up or free bits, of a tanh MLP VAE with the
+    diagonal posterior and the Bernoulli decoder) and ``config.compile`` is off; ``True`` requires it; ``False`` never uses it.
     """
     from . import fused_step
 
     if config.fused_step not in ("auto", True, False):
         raise ValueError(f"fused_step must be 'auto', True or False, got {config.fused_step!r}")
-    applies = fused_step.supports(model, config.objective)
+    plain_elbo = not getattr(config, "kl_warmup", 0.0) and getattr(config, "free_bits", None) is None
+    applies = plain_elbo and fused_step.supports(model, config.objective)
     if config.fused_step is True and not applies:
         raise ValueError("fused_step=True needs the ELBO objective, a tanh MLP, the diagonal posterior "
                          "and the Bernoulli decoder")
@@ -276,6 +282,30 @@ def evaluate_elbo(model, data, batch_size=1000, seed=0):
         total += model.elbo(data[start:start + batch_size], generator=generator).sum()
     model.train(was_training)
     return total / data.shape[0]
+
+
+@torch.no_grad()
+def latent_usage(model, data, batch_size=1000):
+    r"""How much of the latent code the model uses on ``data`` (chapter 6): ``kl`` (mean KL per data
+    point, nats), ``kl_per_dim`` (its split over the latent dimensions, a list) and ``active_units``
+    (Burda et al. 2016: units whose exact posterior mean varies over the data by more than 0.01).
+    Empty for a posterior without a closed-form KL per dimension or mean."""
+    was_training = model.training
+    model.eval()
+    means, kls = [], []
+    try:
+        for start in range(0, data.shape[0], batch_size):
+            params = model.encode(data[start:start + batch_size])
+            mean, kl_dims = model.posterior.mean(params), model.posterior.kl_per_dim(params)
+            if mean is None or kl_dims is None:
+                return {}
+            means.append(mean)
+            kls.append(kl_dims.sum(0))
+    finally:
+        model.train(was_training)
+    kl_dims = torch.stack(kls).sum(0) / data.shape[0]
+    return {"kl": float(kl_dims.sum()), "kl_per_dim": [round(v, 5) for v in kl_dims.tolist()],
+            "active_units": active_units(torch.cat(means))}
 
 
 def _accumulator_dtype(device):
@@ -372,6 +402,7 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                       "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
             if valid is not None:
                 record["valid_elbo"] = float(evaluate_elbo(model, valid, seed=config.seed + epoch))
+                record.update(latent_usage(model, valid))
             metrics["epochs"].append(record)
             if bar:
                 bar.set_postfix({f"train {config.objective}": f"{value:.2f}",
@@ -509,9 +540,10 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
         bar.close()
     log_px = torch.cat(log_px)
     elbo = evaluate_elbo(model, x, seed=seed)
+    usage = latent_usage(model, x)
     result = {"split": split, "n": len(x), "k": k, "log_likelihood": float(log_px.mean()),
               "nll": -float(log_px.mean()), "log_likelihood_sem": float(log_px.std() / math.sqrt(len(x))),
-              "elbo": float(elbo), "seconds": time.perf_counter() - t0, "device": str(device)}
+              "elbo": float(elbo), **usage, "seconds": time.perf_counter() - t0, "device": str(device)}
     metrics_path = out_dir / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.setdefault("evaluation", {})[f"{split}_k{k}" + (f"_n{n}" if n is not None else "")] = result

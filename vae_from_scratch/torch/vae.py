@@ -361,3 +361,7 @@ def log_weights(model, x, eps=None, k=1, generator=None):
 def minibatch_elbo(model, x, eps=None, generator=None):
     """Mean of :meth:`VAE.elbo` over the minibatch (K&W eq. 2.13)."""
     return model.elbo(x, eps=eps, generator=generator).mean()
+
+
+# Parts defined in their own modules register themselves on import.
+from . import autoregressive  # noqa: E402,F401  (DECODERS["autoregressive"], chapter 6)
