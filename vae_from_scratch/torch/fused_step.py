@@ -53,6 +53,21 @@ def _linears(seq):
     return [m for m in seq if isinstance(m, nn.Linear)]
 
 
+_STRUCTURE = {}
+
+
+def _structure(model):
+    """The Linear layers of the trunk and the decoder and which are followed by tanh (cached per
+    model and layout; the step runs thousands of times)."""
+    key = (id(model), id(model.trunk), id(model.decoder.net))
+    if key not in _STRUCTURE:
+        if len(_STRUCTURE) > 64:
+            _STRUCTURE.clear()
+        _STRUCTURE[key] = (_linears(model.trunk), _layers_have_tanh(model.trunk),
+                           _linears(model.decoder.net), _layers_have_tanh(model.decoder.net))
+    return _STRUCTURE[key]
+
+
 def _layers_have_tanh(seq):
     """For each Linear of ``seq``: is it followed by a tanh?"""
     mods = list(seq)
@@ -64,10 +79,10 @@ def _layers_have_tanh(seq):
 def elbo_gradients(model, x, generator=None):
     """Set ``p.grad`` of every parameter to the gradient of ``-mean ELBO`` over the minibatch ``x``
     (one reparameterized sample) and return the per-datapoint ELBO ``(B,)`` (detached)."""
-    x = x.to(model.trunk[0].weight.dtype)
+    trunk, trunk_tanh, dec, dec_tanh = _structure(model)
+    head = model.posterior.head
+    x = x.to(head.weight.dtype)
     B, K = x.shape[0], model.posterior.latent_dim
-    trunk, head, dec = _linears(model.trunk), model.posterior.head, _linears(model.decoder.net)
-    trunk_tanh, dec_tanh = _layers_have_tanh(model.trunk), _layers_have_tanh(model.decoder.net)
 
     def forward(layers, tanhs, h):
         acts = [h]
@@ -81,9 +96,8 @@ def elbo_gradients(model, x, generator=None):
     def backward(layers, tanhs, acts, delta, need_input_grad):
         for i in range(len(layers) - 1, -1, -1):
             lin = layers[i]
-            if tanhs[i]:
-                a = acts[i + 1]
-                delta = delta.mul_(1 - a * a)
+            if tanhs[i]:  # delta * (1 - a^2) in one kernel
+                delta = torch.ops.aten.tanh_backward(delta, acts[i + 1])
             lin.weight.grad = delta.t().mm(acts[i])
             lin.bias.grad = delta.sum(0)
             if i > 0 or need_input_grad:
@@ -103,7 +117,7 @@ def elbo_gradients(model, x, generator=None):
     kl = (0.5 * (mean * mean + std * std - 1.0) - log_std).sum(1)
     bound = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1) - kl
 
-    delta = logits.sigmoid().sub_(x).div_(B)
+    delta = logits.sigmoid_().sub_(x).div_(B)  # the logits are not needed any more
     grad_z = backward(dec, dec_tanh, dec_acts, delta, need_input_grad=True)
     grad_mean = grad_z + mean / B
     grad_log_std = grad_z.mul_(eps).mul_(std).add_((std * std - 1.0) / B)
