@@ -27,6 +27,8 @@ calls), so the two paths see the same :math:`\boldsymbol\epsilon`; their float32
 the last bits (a different order of operations).
 """
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,19 +55,19 @@ def _linears(seq):
     return [m for m in seq if isinstance(m, nn.Linear)]
 
 
-_STRUCTURE = {}
+_STRUCTURE = weakref.WeakKeyDictionary()
 
 
 def _structure(model):
-    """The Linear layers of the trunk and the decoder and which are followed by tanh (cached per
-    model and layout; the step runs thousands of times)."""
-    key = (id(model), id(model.trunk), id(model.decoder.net))
-    if key not in _STRUCTURE:
-        if len(_STRUCTURE) > 64:
-            _STRUCTURE.clear()
-        _STRUCTURE[key] = (_linears(model.trunk), _layers_have_tanh(model.trunk),
-                           _linears(model.decoder.net), _layers_have_tanh(model.decoder.net))
-    return _STRUCTURE[key]
+    """The Linear layers of the trunk and the decoder and which are followed by tanh, cached per model
+    (the step runs thousands of times) and rebuilt when the model's trunk or decoder is replaced."""
+    cached = _STRUCTURE.get(model)
+    if cached is None or cached[0] is not model.trunk or cached[1] is not model.decoder.net:
+        cached = (model.trunk, model.decoder.net,
+                  (_linears(model.trunk), _layers_have_tanh(model.trunk),
+                   _linears(model.decoder.net), _layers_have_tanh(model.decoder.net)))
+        _STRUCTURE[model] = cached
+    return cached[2]
 
 
 def _layers_have_tanh(seq):
