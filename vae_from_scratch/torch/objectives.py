@@ -111,12 +111,12 @@ class ELBOObjective:
         \text{surrogate} = \frac1B\sum_i \log p_\theta(\mathbf x_i\mid\mathbf z_i)
         - \beta(\text{progress})\,\tilde D,\qquad
         \tilde D = \begin{cases}\frac1B\sum_i D_{KL}(q(\mathbf z\mid\mathbf x_i)\|p) & \lambda = \text{None}\\
-        \sum_j\max\big(\lambda, \frac1B\sum_i D_{KL,j}(\mathbf x_i)\big) & \text{free bits (K\&W eq. 2.69)}\end{cases}
+        \sum_j\max\big(\lambda, \frac1B\sum_i D_{KL,j}(\mathbf x_i)\big) & \text{free bits}\end{cases}
 
     with :math:`\beta` the linear warm-up :func:`~vae_from_scratch.torch.collapse.warmup_beta` over the
     first ``kl_warmup`` fraction of training (0: none) and free bits over ``free_bits_groups`` groups of
     consecutive latent dimensions (:func:`~vae_from_scratch.torch.collapse.free_bits_kl`; Kingma et al.
-    2016, appendix C). With neither it is the plain ELBO of one reparameterized sample and the
+    2016, appendix C; K&W eq. 2.69). With neither it is the plain ELBO of one reparameterized sample and the
     posterior's closed-form KL where it has one (Kingma & Welling 2014, eq. 10).
 
     ``bound`` is always the true ELBO per data point. While :math:`\beta < 1` the surrogate is *above*
