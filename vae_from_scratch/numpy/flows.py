@@ -46,6 +46,7 @@ __all__ = [
     "iaf_step",
     "iaf_step_affine",
     "iaf_inverse",
+    "iaf_flow",
     "householder_step",
     "reverse_step",
     "log_sigmoid",
@@ -338,6 +339,19 @@ def reverse_step(z):
     r"""Reverse the order of the variables, :math:`z'_i = z_{K+1-i}`: a permutation (volume preserving,
     log-determinant 0; K&W section 3.4: reversing between IAF steps helps). Its own inverse."""
     return z[..., ::-1], np.zeros(np.shape(z)[:-1])
+
+
+def iaf_flow(steps, z, context=None, forget_bias=1.0):
+    r"""``T`` gated IAF steps (:func:`iaf_step`), the variable order reversed between consecutive steps
+    (K&W eq. 3.26-3.32 and section 3.4). ``steps`` is a list of ``(params, masks)`` from
+    :func:`iaf_init`. Returns ``(z_T, sum_t log_det_t)``."""
+    total = np.zeros(np.shape(z)[:-1])
+    for t, (params, masks) in enumerate(steps):
+        if t > 0:
+            z = reverse_step(z)[0]
+        z, log_det = iaf_step(params, masks, z, context, forget_bias)
+        total = total + log_det
+    return z, total
 
 
 def flow_log_q(log_q0, log_dets):
