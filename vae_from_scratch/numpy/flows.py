@@ -36,6 +36,7 @@ from .distributions import softplus
 __all__ = [
     "planar_u_hat",
     "planar_step",
+    "planar_log_det",
     "planar_init",
     "planar_inverse",
     "made_degrees",
@@ -103,11 +104,17 @@ def planar_step(params, z):
     u, w, b = params["u"], params["w"], params["b"]
     _check_last("z", z, np.shape(w)[-1])
     u_hat = planar_u_hat(u, w)
-    a = np.sum(w * z, axis=-1) + b
-    t = np.tanh(a)
-    z_new = z + u_hat * t[..., None]
-    psi_u = (1.0 - t**2) * np.sum(w * u_hat, axis=-1)
-    return z_new, np.log(np.abs(1.0 + psi_u))
+    t = np.tanh(np.sum(w * z, axis=-1) + b)
+    return z + u_hat * t[..., None], planar_log_det(u_hat, w, b, z)
+
+
+def planar_log_det(u, w, b, z):
+    r""":math:`\log|\det\partial\mathbf f/\partial\mathbf z| = \log|1 + (1-\tanh^2(\mathbf w^\top\mathbf z+b))\,\mathbf w^\top\mathbf u|`
+    of :math:`\mathbf f(\mathbf z) = \mathbf z + \mathbf u\tanh(\mathbf w^\top\mathbf z + b)` for the
+    ``u`` given (pass :func:`planar_u_hat` for the invertible flow; Rezende & Mohamed 2015, eq. 12).
+    The absolute value matters for an unconstrained ``u``, where the determinant can be negative."""
+    t = np.tanh(np.sum(w * z, axis=-1) + b)
+    return np.log(np.abs(1.0 + (1.0 - t**2) * np.sum(w * u, axis=-1)))
 
 
 def planar_init(rng, K, scale=0.1):
