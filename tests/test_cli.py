@@ -29,7 +29,9 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert evaluated["k"] == 20 and evaluated["n"] == 250 and evaluated["nll"] > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["extra"]["command"].startswith("python -m vae_from_scratch train")
-    assert metrics["model"] == {"data_dim": 64, "hidden": [32], "latent_dim": 4, "activation": "tanh"}
+    assert metrics["model"] == {"data_dim": 64, "hidden": [32], "latent_dim": 4, "activation": "tanh",
+                                "posterior": "diagonal", "decoder": "bernoulli",
+                                "posterior_options": {}, "decoder_options": {}}
     assert "test_k20" in metrics["evaluation"]
 
     assert cli.main(["evaluate", "--out", str(out), "--eval-k", "30", "--eval-n", "17", "--split", "valid",
@@ -67,7 +69,9 @@ def test_errors_exit_with_a_message(tmp_path, capsys, monkeypatch):
     assert cli.main(["evaluate", "--out", str(tmp_path / "missing"), "--no-progress"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
 
-    monkeypatch.setattr(VAE, "objective", lambda self, x, *a, **k: self.elbo(x) * float("nan"))
+    monkeypatch.setattr(VAE, "elbo", lambda self, x, *a, **k: self.log_weights(x)[0] * float("nan"))
+    assert cli.main(["train", *SMALL, "--threads", "zero", "--out", str(tmp_path / "t")]) == 2
+    assert "positive integer, 'auto' or 'off'" in capsys.readouterr().err
     assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "nan"), "--eval-k", "0"]) == 1
     assert "NaN" in capsys.readouterr().err
 

@@ -7,6 +7,8 @@ about 6e-7); the rest is deterministic.
 import numpy as np
 import pytest
 import torch
+
+from vae_from_scratch.torch.objectives import make_objective
 from autograd.test_util import check_grads
 
 from vae_from_scratch.numpy import distributions as nd
@@ -137,7 +139,7 @@ def test_numpy_torch_parity_float64(setup):
     # gradients of the minibatch ELBO, layer by layer
     grads_np = nvae._elbo_grad(params, x, eps, "tanh")[1]
     tvae.minibatch_elbo(model, xt, eps=et).backward()
-    lin = [m for m in list(model.encoder) + list(model.decoder) if isinstance(m, torch.nn.Linear)]
+    lin = model.linear_layers()["encoder"] + model.linear_layers()["decoder"]
     for m, (gW, gb) in zip(lin, grads_np["encoder"] + grads_np["decoder"]):
         np.testing.assert_allclose(m.weight.grad.numpy().T, gW, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(m.bias.grad.numpy(), gb, rtol=1e-9, atol=1e-12)
@@ -172,9 +174,11 @@ def test_torch_objectives_shapes_and_relations():
     # with the same samples, logmeanexp >= mean (Jensen, exactly)
     eps = torch.randn(50, 6, 4, generator=g, dtype=torch.float64)
     assert torch.all(model.iwae(x, eps=eps) >= model.log_weights(x, eps=eps).mean(0))
-    assert model.objective(x, "iwae", k=3, generator=g).shape == (6,)
+    surrogate, bound = make_objective("iwae")(model, x, g, 0.0)
+    assert bound.shape == (6,) and surrogate.shape == ()
+    torch.testing.assert_close(surrogate, bound.mean())
     with pytest.raises(ValueError, match="objective"):
-        model.objective(x, "kl")
+        make_objective("kl")
     with pytest.raises(ValueError, match="eps"):
         model.log_weights(x, eps=eps[0])
 
@@ -182,11 +186,16 @@ def test_torch_objectives_shapes_and_relations():
 def test_build_vae_presets_and_errors():
     burda = tvae.build_vae(784, "burda")
     assert burda.hidden == (200, 200) and burda.latent_dim == 50 and burda.activation == "tanh"
-    sizes = [m.weight.shape for m in burda.encoder if isinstance(m, torch.nn.Linear)]
+    sizes = [m.weight.shape for m in burda.linear_layers()["encoder"]]
     assert sizes == [(200, 784), (200, 200), (100, 200)]
-    assert isinstance(burda.encoder[1], torch.nn.Tanh)
+    assert isinstance(burda.trunk[1], torch.nn.Tanh) and isinstance(burda.trunk[-1], torch.nn.Tanh)
     custom = tvae.build_vae(64, "small", hidden=[32, 8], latent_dim=2, activation="relu")
-    assert custom.hidden == (32, 8) and custom.latent_dim == 2 and isinstance(custom.decoder[1], torch.nn.ReLU)
+    assert custom.hidden == (32, 8) and custom.latent_dim == 2
+    assert isinstance(custom.decoder.net[1], torch.nn.ReLU)
+    with pytest.raises(ValueError, match="posterior must be one of"):
+        tvae.build_vae(64, "small", posterior="gaussian-mixture")
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        tvae.build_vae(64, "small", decoder="pixelcnn")
     with pytest.raises(ValueError, match="arch"):
         tvae.build_vae(64, "resnet")
     with pytest.raises(ValueError, match="activation"):
@@ -212,10 +221,49 @@ def test_objective_does_not_synchronize_with_the_host(monkeypatch):
 
     for name in ("item", "__bool__", "__float__", "__int__", "tolist"):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
-    for objective, k in (("elbo", 1), ("iwae", 5)):
-        model.objective(x, objective, k, generator=torch.Generator().manual_seed(0)).mean().backward()
+    for name in ("elbo", "iwae"):
+        surrogate, _ = make_objective(name)(model, x, torch.Generator().manual_seed(0), 0.5)
+        surrogate.backward()
     monkeypatch.undo()
     with pytest.raises(AssertionError, match="host synchronization"):  # the detector works
         monkeypatch.setattr(torch.Tensor, "__bool__", forbidden)
         from vae_from_scratch.torch.distributions import bernoulli_log_likelihood
         bernoulli_log_likelihood(x, torch.zeros(6, 20))
+
+
+def test_parts_keep_the_seeded_initialization_of_one_encoder_mlp():
+    """The trunk + posterior head are created in the order of the former single encoder MLP
+    (784-200-200-100), so a seed gives the same weights as that MLP and chapter 5's numbers stay."""
+    torch.manual_seed(3)
+    model = tvae.VAE(30, (12, 10), 4)
+    torch.manual_seed(3)
+    reference = [torch.nn.Linear(30, 12), torch.nn.Linear(12, 10), torch.nn.Linear(10, 8),
+                 torch.nn.Linear(4, 10), torch.nn.Linear(10, 12), torch.nn.Linear(12, 30)]
+    layers = model.linear_layers()["encoder"] + model.linear_layers()["decoder"]
+    for ours, theirs in zip(layers, reference, strict=True):
+        torch.testing.assert_close(ours.weight, theirs.weight, rtol=0, atol=0)
+        torch.testing.assert_close(ours.bias, theirs.bias, rtol=0, atol=0)
+
+
+def test_elbo_terms_split_the_elbo_and_sum_kl_per_dimension():
+    torch.manual_seed(0)
+    model = tvae.VAE(20, (16,), 4).double()
+    x = (torch.rand(6, 20, dtype=torch.float64) < 0.3).double()
+    eps = torch.randn(3, 6, 4, dtype=torch.float64)
+    terms = model.elbo_terms(x, eps=eps)
+    torch.testing.assert_close(terms["rec"] - terms["kl"], model.elbo(x, eps=eps))
+    torch.testing.assert_close(terms["kl_per_dim"].sum(-1), terms["kl"])
+    # the closed-form KL equals the average of log q - log p over many samples (Monte Carlo)
+    many = torch.randn(200_000, 6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    params = model.encode(x)
+    z, log_q = model.posterior.sample(params, eps=many)
+    sampled = log_q - tvae.log_standard_normal(z)
+    se = sampled.std(0) / len(many) ** 0.5
+    assert torch.all((sampled.mean(0) - terms["kl"]).abs() < 5 * se)
+
+
+def test_checkpoint_config_rebuilds_the_same_model():
+    model = tvae.build_vae(12, "small", hidden=[8], latent_dim=3)
+    again = tvae.VAE(**model.config())
+    again.load_state_dict(model.state_dict())
+    assert again.config() == model.config()

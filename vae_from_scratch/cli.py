@@ -16,7 +16,8 @@ import json
 import shlex
 import sys
 
-from .torch.vae import ARCHITECTURES, OBJECTIVES
+from .torch.objectives import OBJECTIVES
+from .torch.vae import ARCHITECTURES, DECODERS, POSTERIORS
 
 
 def build_parser():
@@ -33,7 +34,11 @@ def build_parser():
                    help="hidden widths of the encoder (the decoder mirrors them); overrides --arch")
     t.add_argument("--latent-dim", type=int, default=None, help="latent dimension; overrides --arch")
     t.add_argument("--activation", choices=["tanh", "relu"], default=None)
-    t.add_argument("--objective", choices=list(OBJECTIVES), default="elbo")
+    t.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal",
+                   help="the encoder's distribution q(z|x)")
+    t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
+                   help="the decoder's distribution p(x|z)")
+    t.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo")
     t.add_argument("--k", type=int, default=None, help="importance samples of the IWAE objective (default 5)")
     t.add_argument("--epochs", type=int, default=10, help="total epochs (with --resume: up to this many)")
     t.add_argument("--batch-size", type=int, default=100)
@@ -48,6 +53,7 @@ def build_parser():
                    help="importance samples for the final test log-likelihood (0: skip; papers use 5000)")
     t.add_argument("--eval-n", type=int, default=None, help="evaluate on a fixed random subset of N test images")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_threads(t)
 
     e = sub.add_parser("evaluate", help="importance-sampled log-likelihood of a trained run")
     e.add_argument("--out", required=True, help="run folder holding checkpoint.pt")
@@ -58,15 +64,25 @@ def build_parser():
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None)
     e.add_argument("--no-progress", action="store_true")
+    _add_threads(e)
     return parser
+
+
+def _add_threads(parser):
+    parser.add_argument("--threads", default=None, metavar="N",
+                        help="CPU threads for torch and BLAS: a number, 'auto' (one fewer than the "
+                             "cores, the default) or 'off' (the libraries' own default); "
+                             "also $VAE_FROM_SCRATCH_THREADS")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    from .threads import configure_threads
     from .torch import training
 
     try:
+        configure_threads(args.threads)
         if args.command == "train":
             return _train(args, argv, training)
         return _evaluate(args, training)
@@ -82,7 +98,8 @@ def _train(args, argv, training):
     k = args.k if args.k is not None else (5 if args.objective == "iwae" else 1)
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
-        latent_dim=args.latent_dim, activation=args.activation, objective=args.objective, k=k,
+        latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
+        decoder=args.decoder, objective=args.objective, k=k,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
         validate=not args.no_validate,
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})

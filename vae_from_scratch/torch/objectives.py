@@ -91,3 +91,45 @@ def _check_samples(**tensors):
     except RuntimeError:
         raise ValueError("shapes do not broadcast: "
                          + ", ".join(f"{n}{tuple(t.shape)}" for n, t in tensors.items())) from None
+
+
+# --- training objectives of a VAE ------------------------------------------------------------------
+#
+# A training objective is a callable ``objective(model, x, generator, progress) -> (surrogate, bound)``:
+# ``surrogate`` is the scalar the optimizer maximizes (a minibatch mean, so that an objective may act
+# on minibatch averages, as free bits does), ``bound`` the per-datapoint value ``(B,)`` of the bound
+# that is logged (the ELBO, or the IWAE bound), and ``progress`` the fraction of training done, in
+# [0, 1], for schedules. :func:`make_objective` builds one from a training config, once; the training
+# loop calls it without knowing which one it is. New objectives register a factory in OBJECTIVES.
+
+
+def elbo_objective(config=None):
+    r"""The ELBO with one reparameterized sample and the posterior's closed-form KL where it has one
+    (Kingma & Welling 2014, eq. 10): surrogate and bound are the same."""
+    def objective(model, x, generator=None, progress=0.0):
+        value = model.elbo(x, generator=generator)
+        return value.mean(), value
+    return objective
+
+
+def iwae_objective(config=None):
+    r"""The importance-weighted bound with ``config.k`` samples (Burda et al. 2016, eq. 8; K&W eq. 2.57
+    used as an objective)."""
+    k = getattr(config, "k", 5) if config is not None else 5
+
+    def objective(model, x, generator=None, progress=0.0):
+        value = model.iwae(x, k=k, generator=generator)
+        return value.mean(), value
+    return objective
+
+
+#: Training objectives by name: ``factory(config) -> objective``.
+OBJECTIVES = {"elbo": elbo_objective, "iwae": iwae_objective}
+
+
+def make_objective(config):
+    """The training objective named ``config.objective`` (a name in :data:`OBJECTIVES`), built once."""
+    name = config if isinstance(config, str) else config.objective
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}")
+    return OBJECTIVES[name](None if isinstance(config, str) else config)

@@ -30,7 +30,8 @@ import torch
 
 from .device import default_device
 from .evaluation import vae_log_likelihood
-from .vae import OBJECTIVES, build_vae
+from .objectives import OBJECTIVES, make_objective
+from .vae import DECODERS, POSTERIORS, build_vae
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -51,7 +52,11 @@ class TrainConfig:
     hidden: list = None          # None: the architecture's default
     latent_dim: int = None
     activation: str = None
-    objective: str = "elbo"      # "elbo" or "iwae"
+    posterior: str = "diagonal"  # a name in vae.POSTERIORS
+    decoder: str = "bernoulli"   # a name in vae.DECODERS
+    posterior_options: dict = field(default_factory=dict)
+    decoder_options: dict = field(default_factory=dict)
+    objective: str = "elbo"      # a name in objectives.OBJECTIVES
     k: int = 1                   # importance samples for "iwae"
     epochs: int = 10
     batch_size: int = 100
@@ -66,7 +71,11 @@ class TrainConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {sorted(POSTERIORS)}, got {self.posterior!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {self.decoder!r}")
         if self.k < 1 or self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need k >= 1, epochs >= 0, batch_size >= 1, lr > 0; got k={self.k}, "
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
@@ -77,7 +86,10 @@ class TrainConfig:
     def model_spec(self):
         """The part of the config that fixes the network (must not change on resume)."""
         return {"dataset": self.dataset, "arch": self.arch, "hidden": self.hidden,
-                "latent_dim": self.latent_dim, "activation": self.activation}
+                "latent_dim": self.latent_dim, "activation": self.activation,
+                "posterior": self.posterior, "decoder": self.decoder,
+                "posterior_options": self.posterior_options,
+                "decoder_options": self.decoder_options}
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -115,9 +127,7 @@ def init_output_bias(model, data, clip=1e-3):
     initialized decoder already predicts every pixel's marginal frequency (a common initialization,
     e.g. in NADE-style models): training starts from the independent-pixel model (about 206 nats on
     MNIST) instead of from coin flips (543 nats)."""
-    p = data.mean(0).clamp(clip, 1 - clip)
-    with torch.no_grad():
-        model.decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+    model.decoder.init_output_bias(data.mean(0), clip=clip)
     return model
 
 
@@ -125,25 +135,31 @@ def init_output_bias(model, data, clip=1e-3):
 
 
 def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_generator=None,
-              noise_generator=None, on_step=None):
+              noise_generator=None, on_step=None, progress=(0.0, 1.0)):
     """One pass over ``data`` (a device tensor) in shuffled minibatches; returns device tensors
-    ``(mean objective per data point, index of the first non-finite step or -1)``.
+    ``(mean bound per data point, index of the first non-finite step or -1)``.
 
-    Nothing here waits for the device: the objective is accumulated on it and ``on_step`` (e.g. a
+    ``objective``: a training objective of :mod:`vae_from_scratch.torch.objectives` (a callable), or
+    its name (with ``k`` samples for ``"iwae"``). ``progress``: the fraction of training done at the
+    start and at the end of this epoch (for schedules such as KL warm-up).
+    Nothing here waits for the device: the bound is accumulated on it and ``on_step`` (e.g. a
     progress bar's ``update``) receives no tensor.
     """
+    if isinstance(objective, str):
+        objective = make_objective(TrainConfig(objective=objective, k=k))
     n = data.shape[0]
+    steps = max(1, math.ceil(n / batch_size))
     perm = torch.randperm(n, generator=perm_generator).to(data.device, non_blocking=True)
     total = torch.zeros((), device=data.device, dtype=_accumulator_dtype(data.device))
     first_bad = torch.full((), -1, device=data.device, dtype=torch.long)
     for step, start in enumerate(range(0, n, batch_size)):
         batch = data.index_select(0, perm[start:start + batch_size])
-        value = model.objective(batch, objective, k, generator=noise_generator)
-        loss = -value.mean()
+        done = progress[0] + (progress[1] - progress[0]) * step / steps
+        surrogate, bound = objective(model, batch, noise_generator, done)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (-surrogate).backward()
         optimizer.step()
-        detached = value.detach().sum()
+        detached = bound.detach().sum()
         total += detached
         bad = ~torch.isfinite(detached) & (first_bad < 0)
         first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
@@ -196,7 +212,10 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     with torch.random.fork_rng(devices=[]):  # seeded initialization, global RNG left as it was
         torch.manual_seed(config.seed)
         model = build_vae(data.shape[1], config.arch, config.hidden, config.latent_dim,
-                          config.activation).to(device)
+                          config.activation, posterior=config.posterior, decoder=config.decoder,
+                          posterior_options=config.posterior_options,
+                          decoder_options=config.decoder_options).to(device)
+    objective = make_objective(config)
     if config.init_output_bias:
         init_output_bias(model, data)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -232,8 +251,10 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             mean_objective, first_bad = run_epoch(
-                model, optimizer, data, config.batch_size, config.objective, config.k,
-                perm_generator, noise_generator, on_step=bar.update if bar else None)
+                model, optimizer, data, config.batch_size, objective=objective,
+                perm_generator=perm_generator, noise_generator=noise_generator,
+                on_step=bar.update if bar else None,
+                progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)))
             value, bad_step = float(mean_objective), int(first_bad)  # the one sync of the epoch
             if bad_step >= 0 or not math.isfinite(value):
                 metrics["status"] = "diverged"
@@ -300,8 +321,7 @@ def load_model(path, device="cpu"):
     from .vae import VAE
 
     state = load_checkpoint(path, device)
-    spec = state["model_config"]
-    model = VAE(spec["data_dim"], spec["hidden"], spec["latent_dim"], spec["activation"]).to(device)
+    model = VAE(**state["model_config"]).to(device)
     model.load_state_dict(state["model"])
     return model, TrainConfig(**state["config"]), state
 
