@@ -27,42 +27,30 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a clone
 from vae_from_scratch.torch import training  # noqa: E402
 from vae_from_scratch.torch.distributions import log_standard_normal  # noqa: E402
-from vae_from_scratch.torch.posteriors import build_posterior  # noqa: E402
-from vae_from_scratch.torch.vae import bernoulli_log_prob, make_mlp  # noqa: E402
+from vae_from_scratch.torch.vae import build_vae  # noqa: E402
 
 
-class PartsVAE(nn.Module):
-    """trunk (x -> h, tanh after the last layer) + posterior (h -> z, log q) + Bernoulli MLP decoder."""
+def elbo_from_h(model, x, h, generator=None, n_samples=None):
+    """The ELBO of ``model`` with the trunk's output replaced by ``h`` (closed-form KL where the
+    posterior has one, else sampled), averaged over ``n_samples`` draws if given."""
+    params = model.posterior(h)
+    z, log_q = model.posterior.sample(params, sample_shape=() if n_samples is None else (n_samples,),
+                                      generator=generator)
+    kl = model.posterior.kl_to_prior(params)
+    if kl is None:
+        kl = log_q - log_standard_normal(z)
+    out = model.decoder.log_prob(x, z) - kl
+    return out if n_samples is None else out.mean(0)
 
-    def __init__(self, posterior, data_dim=784, hidden=(200, 200), latent_dim=50, **options):
-        super().__init__()
-        self.trunk = nn.Sequential(make_mlp([data_dim, *hidden], "tanh"), nn.Tanh())
-        self.posterior = build_posterior(posterior, hidden[-1], latent_dim, **options)
-        self.decoder = make_mlp([latent_dim, *hidden[::-1], data_dim], "tanh")
-        self.latent_dim = latent_dim
 
-    def elbo_from_h(self, x, h, generator=None, n_samples=None):
-        shape = () if n_samples is None else (n_samples,)
-        z, log_q = self.posterior.sample(h, sample_shape=shape, generator=generator)
-        rec = bernoulli_log_prob(x, self.decoder(z))
-        kl = self.posterior.kl_to_prior(h)
-        if kl is None:
-            kl = log_q - log_standard_normal(z)  # sampled KL (no closed form)
-        out = rec - kl
-        return out if n_samples is None else out.mean(0)
-
-    def elbo(self, x, generator=None):
-        return self.elbo_from_h(x, self.trunk(x), generator)
-
-    def log_weights_from_h(self, x, h, k, generator=None):
-        z, log_q = self.posterior.sample(h, sample_shape=(k,), generator=generator)
-        return log_standard_normal(z) + bernoulli_log_prob(x, self.decoder(z)) - log_q
+def log_weights_from_h(model, x, h, k, generator=None):
+    z, log_q = model.posterior.sample(model.posterior(h), sample_shape=(k,), generator=generator)
+    return log_standard_normal(z) + model.decoder.log_prob(x, z) - log_q
 
 
 @torch.no_grad()
@@ -71,10 +59,10 @@ def importance(model, x, k, generator, h=None, batch=100, block=500):
     out_lp, out_elbo = [], []
     for s in range(0, x.shape[0], batch):
         xb = x[s:s + batch]
-        hb = model.trunk(xb) if h is None else h[s:s + batch]
+        hb = model.features(xb) if h is None else h[s:s + batch]
         lse, total = None, 0.0
         for j in range(0, k, block):
-            w = model.log_weights_from_h(xb, hb, min(block, k - j), generator)
+            w = log_weights_from_h(model, xb, hb, min(block, k - j), generator)
             b = torch.logsumexp(w.double(), 0)
             lse = b if lse is None else torch.logaddexp(lse, b)
             total = total + w.double().sum(0)
@@ -86,14 +74,14 @@ def importance(model, x, k, generator, h=None, batch=100, block=500):
 def optimize_h(model, x, steps, lr, n_samples, generator):
     """Per-datapoint optimum q* of the posterior family: the trunk output h optimized (Adam) for each x."""
     with torch.no_grad():
-        h0 = model.trunk(x)
+        h0 = model.features(x)
     h = h0.clone().requires_grad_(True)
     opt = torch.optim.Adam([h], lr=lr)
     for p in model.parameters():
         p.requires_grad_(False)
     try:
         for _ in range(steps):
-            loss = -model.elbo_from_h(x, h, generator, n_samples=n_samples).sum()
+            loss = -elbo_from_h(model, x, h, generator, n_samples=n_samples).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -130,10 +118,8 @@ def main():
     for name in args.posteriors:
         torch.manual_seed(args.seed)
         options = {"steps": args.flow_steps, "flow_hidden": args.flow_hidden} if name == "iaf" else {}
-        model = PartsVAE(name, **options)
-        p = train.mean(0).clamp(1e-3, 1 - 1e-3)
-        with torch.no_grad():
-            model.decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+        model = build_vae(784, arch="burda", posterior=name, posterior_options=options)
+        model.decoder.init_output_bias(train.mean(0))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         perm_gen = torch.Generator().manual_seed(args.seed)
         noise_gen = torch.Generator().manual_seed(args.seed + 1)
@@ -143,7 +129,7 @@ def main():
             total = 0.0
             for s in range(0, train.shape[0], 100):
                 xb = train[perm[s:s + 100]]
-                value = model.elbo(xb, noise_gen)
+                value = model.elbo(xb, generator=noise_gen)
                 opt.zero_grad(set_to_none=True)
                 (-value.mean()).backward()
                 opt.step()
@@ -156,7 +142,7 @@ def main():
         model.eval()
         gen = torch.Generator().manual_seed(args.seed + 2)
         with torch.no_grad():
-            test_elbo = torch.cat([model.elbo(test[s:s + 1000], gen) for s in range(0, 10000, 1000)]).mean()
+            test_elbo = torch.cat([model.elbo(test[s:s + 1000], generator=gen) for s in range(0, 10000, 1000)]).mean()
         log_px, _ = importance(model, subset, args.eval_k, gen)
         xg = subset[:args.gap_n]
         with torch.enable_grad():

@@ -19,40 +19,60 @@ from scipy import stats
 from vae_from_scratch.data import linear_gaussian_testbed
 from vae_from_scratch.torch import posteriors as tp
 from vae_from_scratch.torch import testbed as ttb
+from vae_from_scratch.torch.vae import POSTERIORS, VAE
 
 Z_MAX = 5.0
 
 
 def _posterior(name, H=6, K=3, **options):
     torch.manual_seed(0)
-    return tp.build_posterior(name, H, K, **options).double()
+    return POSTERIORS[name](H, K, **options).double()
 
 
-@pytest.mark.parametrize("name", sorted(tp.POSTERIORS))
+def test_registered_in_the_vae():
+    assert POSTERIORS["full"] is tp.FullCovariancePosterior
+    assert POSTERIORS["iaf"] is tp.IAFPosterior
+
+
+@pytest.mark.parametrize("name", ["full", "iaf"])
 def test_interface_shapes(name):
     post = _posterior(name, steps=2, flow_hidden=8) if name == "iaf" else _posterior(name)
     h = torch.randn(4, 6, dtype=torch.float64)
-    z, log_q = post.sample(h)
+    params = post(h)
+    z, log_q = post.sample(params)
     assert z.shape == (4, 3) and log_q.shape == (4,)
     g = torch.Generator().manual_seed(1)
-    z, log_q = post.sample(h, sample_shape=(5,), generator=g)
+    z, log_q = post.sample(params, sample_shape=(5,), generator=g)
     assert z.shape == (5, 4, 3) and log_q.shape == (5, 4)
     eps = torch.randn(7, 4, 3, dtype=torch.float64)
-    z1, lq1 = post.sample(h, eps=eps)
-    z2, lq2 = post.sample(h, eps=eps)
+    z1, lq1 = post.sample(params, eps=eps)
+    z2, lq2 = post.sample(params, eps=eps)
     assert torch.equal(z1, z2) and torch.equal(lq1, lq2)
-    kl, mean = post.kl_to_prior(h), post.mean(h)
+    kl, mean = post.kl_to_prior(params), post.mean(params)
+    assert post.kl_per_dim(params) is None
     if name == "iaf":
         assert kl is None and mean is None
     else:
         assert kl.shape == (4,) and mean.shape == (4, 3)
     with pytest.raises(ValueError):
-        post.sample(h, eps=torch.randn(7, 4, 2, dtype=torch.float64))
+        post.sample(params, eps=torch.randn(7, 4, 2, dtype=torch.float64))
 
 
-def test_unknown_posterior_is_a_clear_error():
-    with pytest.raises(ValueError, match="posterior must be one of"):
-        tp.build_posterior("gaussian-mixture", 4, 2)
+@pytest.mark.parametrize("name", ["full", "iaf"])
+def test_vae_with_the_posterior_elbo_and_log_weights(name):
+    torch.manual_seed(0)
+    options = {"steps": 2, "flow_hidden": [8, 8]} if name == "iaf" else {}
+    model = VAE(12, (10,), 3, posterior=name, posterior_options=options).double()
+    x = (torch.rand(5, 12, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    terms = model.elbo_terms(x, generator=torch.Generator().manual_seed(1))
+    assert terms["rec"].shape == terms["kl"].shape == (5,) and terms["kl_per_dim"] is None
+    assert model.log_weights(x, k=4).shape == (4, 5)
+    assert torch.isfinite(model.iwae(x, k=4)).all()
+    # the ELBO with eps given: rec - kl, where kl is closed form (full) or sampled (iaf)
+    eps = torch.randn(1, 5, 3, dtype=torch.float64)
+    log_w = model.log_weights(x, eps=eps)[0]
+    if name == "iaf":
+        assert torch.allclose(model.elbo(x, eps=eps[0]), log_w, rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["diagonal", "full"])
@@ -61,13 +81,13 @@ def test_gaussian_log_q_matches_scipy(name):
     with torch.no_grad():
         post.head.weight.normal_()  # make the off-diagonal entries matter
     h = torch.randn(3, 6, dtype=torch.float64)
-    z, log_q = post.sample(h, sample_shape=(4,))
+    z, log_q = post.sample(post(h), sample_shape=(4,))
     with torch.no_grad():
         if name == "diagonal":
-            mean, log_std = post.params(h)
+            mean, log_std = post(h)
             cov = torch.diag_embed(torch.exp(2 * log_std))
         else:
-            mean, L = post.params(h)
+            mean, L = post(h)
             cov = L @ L.transpose(-1, -2)
     for b in range(3):
         oracle = stats.multivariate_normal(mean[b].numpy(), cov[b].numpy()).logpdf(z[:, b].detach().numpy())
@@ -78,8 +98,8 @@ def test_iaf_log_q_is_the_change_of_variables_density():
     post = _posterior("iaf", steps=3, flow_hidden=(5, 4))
     h = torch.randn(1, 6, dtype=torch.float64)
     eps = torch.randn(1, 3, dtype=torch.float64)
-    z, log_q = post.sample(h, eps=eps)
-    J = torch.autograd.functional.jacobian(lambda e: post.sample(h, eps=e.reshape(1, 3))[0].reshape(3),
+    z, log_q = post.sample(post(h), eps=eps)
+    J = torch.autograd.functional.jacobian(lambda e: post.sample(post(h), eps=e.reshape(1, 3))[0].reshape(3),
                                            eps.reshape(3))
     log_q_oracle = (stats.norm.logpdf(eps.numpy()).sum() - onp.linalg.slogdet(J.numpy())[1])
     onp.testing.assert_allclose(log_q.item(), log_q_oracle, rtol=1e-10)
@@ -91,9 +111,9 @@ def test_sampled_kl_is_unbiased_for_the_closed_form():
         post.head.weight.normal_(std=0.5)
     h = torch.randn(2, 6, dtype=torch.float64)
     g = torch.Generator().manual_seed(3)
-    z, log_q = post.sample(h, sample_shape=(40_000,), generator=g)
+    z, log_q = post.sample(post(h), sample_shape=(40_000,), generator=g)
     kl_samples = tp.sampled_kl(z, log_q).detach()
-    exact = post.kl_to_prior(h).detach()
+    exact = post.kl_to_prior(post(h)).detach()
     se = kl_samples.std(0) / math.sqrt(kl_samples.shape[0])
     assert torch.all(torch.abs(kl_samples.mean(0) - exact) < Z_MAX * se)
 
@@ -107,7 +127,7 @@ def test_importance_sampled_log_px_is_above_the_elbo_with_an_iaf_posterior():
     g = torch.Generator().manual_seed(4)
     R, k = 4000, 20
     with torch.no_grad():
-        z, log_q = post.sample(h, sample_shape=(R, k), generator=g)
+        z, log_q = post.sample(post(h), sample_shape=(R, k), generator=g)
         log_w = (ttb.log_joint(x, z, W, b, tb.log_s) - log_q)[..., 0]  # (R, k)
     elbo = log_w[:, 0]
     iwae = torch.logsumexp(log_w, dim=1) - math.log(k)
@@ -122,14 +142,14 @@ def test_importance_sampled_log_px_is_above_the_elbo_with_an_iaf_posterior():
 def test_training_stays_finite_at_extreme_inputs():
     # the trunk output h is bounded (tanh); extreme encoder outputs come from the head: means +-1e4,
     # log-stds +-30 and a context of 1e4
-    post = tp.build_posterior("iaf", 6, 3, steps=2, flow_hidden=8)
+    post = tp.IAFPosterior(6, 3, steps=2, flow_hidden=8)
     with torch.no_grad():
         post.head.weight.zero_()
         post.head.bias.copy_(torch.tensor([1e4, -1e4, 0.0, 30.0, -30.0, 0.0, 1e4, -1e4, 1e4]))
     opt = torch.optim.Adam(post.parameters(), lr=1e-2)
     h = torch.tensor([[1.0, -1.0, 0.5, -0.5, 0.0, 1.0]] * 2)
     for _ in range(5):
-        z, log_q = post.sample(h, generator=torch.Generator().manual_seed(0))
+        z, log_q = post.sample(post(h), generator=torch.Generator().manual_seed(0))
         kl = tp.sampled_kl(z, log_q)
         assert torch.isfinite(kl).all()
         opt.zero_grad()

@@ -2,6 +2,7 @@
 
     python -m vae_from_scratch train --dataset mnist --arch burda --epochs 50 --out runs/vae
     python -m vae_from_scratch train --objective iwae --k 50 --out runs/iwae50
+    python -m vae_from_scratch train --posterior iaf --flow-steps 2 --flow-hidden 320 --out runs/iaf
     python -m vae_from_scratch train --out runs/vae --epochs 100 --resume      # continue a run
     python -m vae_from_scratch evaluate --out runs/vae --eval-k 5000            # test log-likelihood
 
@@ -36,6 +37,10 @@ def build_parser():
     t.add_argument("--activation", choices=["tanh", "relu"], default=None)
     t.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal",
                    help="the encoder's distribution q(z|x)")
+    t.add_argument("--flow-steps", type=int, default=None, metavar="T",
+                   help="--posterior iaf: number of IAF steps (default 2)")
+    t.add_argument("--flow-hidden", type=int, default=None, metavar="H",
+                   help="--posterior iaf: width of the two hidden layers of each step's MADE (default 320)")
     t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
                    help="the decoder's distribution p(x|z)")
     t.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo")
@@ -99,7 +104,7 @@ def _train(args, argv, training):
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
         latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
-        decoder=args.decoder, objective=args.objective, k=k,
+        posterior_options=_posterior_options(args), decoder=args.decoder, objective=args.objective, k=k,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
         validate=not args.no_validate,
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
@@ -113,6 +118,20 @@ def _train(args, argv, training):
                                        seed=args.seed, progress=not args.no_progress)
         print(json.dumps(_summary(result)))
     return 0
+
+
+def _posterior_options(args):
+    """Options of the posterior part from the flow flags (only the IAF posterior takes them)."""
+    options = {}
+    if args.flow_steps is not None:
+        options["steps"] = args.flow_steps
+    if args.flow_hidden is not None:
+        options["flow_hidden"] = [args.flow_hidden, args.flow_hidden]
+    if options and args.posterior != "iaf":
+        raise ValueError("--flow-steps and --flow-hidden need --posterior iaf")
+    if options.get("steps", 1) < 1 or min(options.get("flow_hidden", [1])) < 1:
+        raise ValueError("--flow-steps and --flow-hidden must be positive")
+    return options
 
 
 def _evaluate(args, training):

@@ -1,17 +1,19 @@
-r"""Approximate posteriors :math:`q_\phi(\mathbf z\mid\mathbf x)` as VAE parts (PyTorch).
+r"""Approximate posteriors beyond the diagonal Gaussian, as VAE parts (PyTorch; chapter 7).
 
-Each posterior is an ``nn.Module`` that turns the encoder trunk's output ``h`` (``(B, H)``, the last
-hidden layer) into a distribution over ``z`` (``K`` dimensions) with one interface:
+Each posterior is an ``nn.Module`` with the interface of
+:class:`vae_from_scratch.torch.vae.DiagonalGaussianPosterior`, and is registered by name in
+:data:`vae_from_scratch.torch.vae.POSTERIORS` (``factory(in_features, latent_dim, **options)``):
 
-* ``sample(h, sample_shape=(), eps=None, generator=None) -> (z, log_q)``: a reparameterized sample
-  ``(*S, B, K)`` and its log-density ``(*S, B)``;
-* ``kl_to_prior(h) -> (B,)``: :math:`D_{KL}(q\,\|\,\mathcal N(\mathbf 0, \mathbf I))` in closed form,
-  or ``None`` when there is none (then the ELBO uses the sampled KL :math:`\log q(\mathbf z) - \log p(\mathbf z)`);
-* ``mean(h) -> (B, K)``: the posterior mean where it is available in closed form, else ``None``.
+* ``params = posterior(h)``: the distribution's parameters from the trunk's features ``h`` ``(B, H)``;
+* ``sample(params, sample_shape=(), eps=None, generator=None) -> (z, log_q)``: a reparameterized
+  sample ``(*S, B, K)`` from standard-normal base noise ``eps`` and its log-density ``(*S, B)``;
+* ``kl_to_prior(params) -> (B,)``: :math:`D_{KL}(q\,\|\,\mathcal N(\mathbf 0, \mathbf I))` in closed form,
+  or ``None`` when there is none (the VAE's ELBO then uses the sampled KL
+  :math:`\log q(\mathbf z) - \log p(\mathbf z)`); ``kl_per_dim(params)``: per dimension, or ``None``;
+* ``mean(params) -> (B, K)``: the posterior mean where it is available in closed form, else ``None``.
 
-Three families (registry :data:`POSTERIORS`, name -> class, built by :func:`build_posterior`):
+The two families here:
 
-* ``"diagonal"``: :math:`\mathcal N(\boldsymbol\mu, \operatorname{diag}\boldsymbol\sigma^2)` (K&W eq. 2.36-2.44);
 * ``"full"``: :math:`\mathcal N(\boldsymbol\mu, \mathbf L\mathbf L^\top)` with the masked Cholesky factor
   :math:`\mathbf L = \mathbf L_{mask}\odot\mathbf L' + \operatorname{diag}\boldsymbol\sigma` (K&W eq. 2.45-2.55),
   a one-step linear flow;
@@ -24,46 +26,21 @@ Three families (registry :data:`POSTERIORS`, name -> class, built by :func:`buil
 import torch
 from torch import nn
 
-from .distributions import kl_normal_standard, log_standard_normal
+from .distributions import log_standard_normal
 from .flows import IAFFlow
 from .reparameterization import (full_covariance_factor, kl_normal_full_standard, rsample_normal_diag,
                                  rsample_normal_full)
 
-__all__ = ["DiagonalGaussianPosterior", "FullCovariancePosterior", "IAFPosterior", "POSTERIORS",
-           "build_posterior", "sampled_kl"]
+__all__ = ["FullCovariancePosterior", "IAFPosterior", "sampled_kl"]
 
 
-def _noise(like, shape, sample_shape, eps, generator):
+def _noise(like, sample_shape, eps, generator):
     if eps is not None:
-        if tuple(eps.shape[-2:]) != tuple(shape):
-            raise ValueError(f"eps must end in {tuple(shape)}, got shape {tuple(eps.shape)}")
+        if tuple(eps.shape[-like.dim():]) != tuple(like.shape):
+            raise ValueError(f"eps must end in {tuple(like.shape)}, got shape {tuple(eps.shape)}")
         return eps.to(like.dtype)
-    return torch.randn(tuple(sample_shape) + tuple(shape), generator=generator, dtype=like.dtype,
+    return torch.randn(tuple(sample_shape) + tuple(like.shape), generator=generator, dtype=like.dtype,
                        device=like.device)
-
-
-class DiagonalGaussianPosterior(nn.Module):
-    r"""Factorized Gaussian: a linear head ``h -> (mean, log_std)``; closed-form KL (K&W eq. 2.40-2.44)."""
-
-    def __init__(self, hidden_dim, latent_dim):
-        super().__init__()
-        self.latent_dim = int(latent_dim)
-        self.head = nn.Linear(int(hidden_dim), 2 * self.latent_dim)
-
-    def params(self, h):
-        mean, log_std = self.head(h).chunk(2, dim=-1)
-        return mean, log_std
-
-    def sample(self, h, sample_shape=(), eps=None, generator=None):
-        mean, log_std = self.params(h)
-        eps = _noise(mean, mean.shape, sample_shape, eps, generator)
-        return rsample_normal_diag(mean, log_std, eps=eps)
-
-    def kl_to_prior(self, h):
-        return kl_normal_standard(*self.params(h))
-
-    def mean(self, h):
-        return self.params(h)[0]
 
 
 class FullCovariancePosterior(nn.Module):
@@ -72,11 +49,11 @@ class FullCovariancePosterior(nn.Module):
     :func:`~vae_from_scratch.torch.reparameterization.full_covariance_factor` (K&W eq. 2.53-2.55),
     the closed-form KL :func:`~vae_from_scratch.torch.reparameterization.kl_normal_full_standard`."""
 
-    def __init__(self, hidden_dim, latent_dim):
+    def __init__(self, in_features, latent_dim):
         super().__init__()
         K = self.latent_dim = int(latent_dim)
         self.n_lower = K * (K - 1) // 2
-        self.head = nn.Linear(int(hidden_dim), 2 * K + self.n_lower)
+        self.head = nn.Linear(int(in_features), 2 * K + self.n_lower)
         with torch.no_grad():  # start near a diagonal Gaussian: small off-diagonal entries
             self.head.weight[2 * K:].mul_(0.1)
             self.head.bias[2 * K:].zero_()
@@ -84,7 +61,8 @@ class FullCovariancePosterior(nn.Module):
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
 
-    def params(self, h):
+    def forward(self, h):
+        """``(mean (B, K), L (B, K, K))``."""
         K = self.latent_dim
         out = self.head(h)
         mean, log_std, lower = out[..., :K], out[..., K:2 * K], out[..., 2 * K:]
@@ -93,17 +71,22 @@ class FullCovariancePosterior(nn.Module):
         L, _ = full_covariance_factor(L_prime, log_std)
         return mean, L
 
-    def sample(self, h, sample_shape=(), eps=None, generator=None):
-        mean, L = self.params(h)
-        eps = _noise(mean, mean.shape, sample_shape, eps, generator)
+    def sample(self, params, sample_shape=(), eps=None, generator=None):
+        r""":math:`\mathbf z = \boldsymbol\mu + \mathbf L\boldsymbol\epsilon` and :math:`\log q(\mathbf z)`
+        (K&W eq. 2.46-2.49)."""
+        mean, L = params
+        eps = _noise(mean, sample_shape, eps, generator)
         return rsample_normal_full(mean, L, eps=eps, validate=False)
 
-    def kl_to_prior(self, h):
-        mean, L = self.params(h)
+    def kl_to_prior(self, params):
+        mean, L = params
         return kl_normal_full_standard(mean, L, validate=False)
 
-    def mean(self, h):
-        return self.params(h)[0]
+    def kl_per_dim(self, params):
+        return None  # the KL of a correlated Gaussian does not split over dimensions
+
+    def mean(self, params):
+        return params[0]
 
 
 class IAFPosterior(nn.Module):
@@ -114,7 +97,7 @@ class IAFPosterior(nn.Module):
     ``forget_bias``), the order reversed between steps. ``kl_to_prior`` and ``mean`` are ``None``:
     no closed form."""
 
-    def __init__(self, hidden_dim, latent_dim, steps=2, flow_hidden=(320, 320), context_dim=None,
+    def __init__(self, in_features, latent_dim, steps=2, flow_hidden=(320, 320), context_dim=None,
                  forget_bias=1.0):
         super().__init__()
         K = self.latent_dim = int(latent_dim)
@@ -122,39 +105,33 @@ class IAFPosterior(nn.Module):
             flow_hidden = (flow_hidden, flow_hidden)
         self.context_dim = int(context_dim if context_dim is not None else latent_dim)
         self.steps, self.flow_hidden = int(steps), tuple(int(w) for w in flow_hidden)
-        self.head = nn.Linear(int(hidden_dim), 2 * K + self.context_dim)
+        self.head = nn.Linear(int(in_features), 2 * K + self.context_dim)
         self.flow = IAFFlow(K, self.steps, self.flow_hidden, context_dim=self.context_dim,
                             forget_bias=forget_bias)
 
-    def sample(self, h, sample_shape=(), eps=None, generator=None):
+    def forward(self, h):
+        """``(mean (B, K), log_std (B, K), context (B, C))`` of the initial Gaussian and the flow."""
         K = self.latent_dim
         out = self.head(h)
-        mean, log_std, context = out[..., :K], out[..., K:2 * K], out[..., 2 * K:]
-        eps = _noise(mean, mean.shape, sample_shape, eps, generator)
+        return out[..., :K], out[..., K:2 * K], out[..., 2 * K:]
+
+    def sample(self, params, sample_shape=(), eps=None, generator=None):
+        r""":math:`\mathbf z_0 = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon`, then the
+        flow; :math:`\log q(\mathbf z_T) = \log q(\mathbf z_0) - \sum_t \log|\det|` (K&W eq. 3.29)."""
+        mean, log_std, context = params
+        eps = _noise(mean, sample_shape, eps, generator)
         z0, log_q0 = rsample_normal_diag(mean, log_std, eps=eps)
         z, log_det = self.flow(z0, context.expand(z0.shape[:-1] + context.shape[-1:]))
         return z, log_q0 - log_det
 
-    def kl_to_prior(self, h):
+    def kl_to_prior(self, params):
         return None
 
-    def mean(self, h):
+    def kl_per_dim(self, params):
         return None
 
-
-POSTERIORS = {
-    "diagonal": DiagonalGaussianPosterior,
-    "full": FullCovariancePosterior,
-    "iaf": IAFPosterior,
-}
-
-
-def build_posterior(name, hidden_dim, latent_dim, **options):
-    """A posterior from :data:`POSTERIORS`; ``options`` go to its constructor (e.g. ``steps``,
-    ``flow_hidden`` for ``"iaf"``)."""
-    if name not in POSTERIORS:
-        raise ValueError(f"posterior must be one of {sorted(POSTERIORS)}, got {name!r}")
-    return POSTERIORS[name](hidden_dim, latent_dim, **options)
+    def mean(self, params):
+        return None
 
 
 def sampled_kl(z, log_q):
