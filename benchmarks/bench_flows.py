@@ -113,7 +113,7 @@ def main():
     record_path = Path(args.record)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     record.update({"command": command, "machine": f"{platform.machine()}, torch {torch.__version__}, cpu",
-                   "settings": vars(args)})
+                   "settings": {k: v for k, v in vars(args).items() if k != "record"}})
     record.setdefault("runs", {})
     for name in args.posteriors:
         torch.manual_seed(args.seed)
