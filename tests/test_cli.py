@@ -72,7 +72,8 @@ def test_errors_exit_with_a_message(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(VAE, "elbo", lambda self, x, *a, **k: self.log_weights(x)[0] * float("nan"))
     assert cli.main(["train", *SMALL, "--threads", "zero", "--out", str(tmp_path / "t")]) == 2
     assert "positive integer, 'auto' or 'off'" in capsys.readouterr().err
-    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "nan"), "--eval-k", "0"]) == 1
+    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "nan"), "--eval-k", "0",
+                     "--autograd-step"]) == 1
     assert "NaN" in capsys.readouterr().err
 
 
@@ -112,3 +113,41 @@ def test_flow_flags_need_the_iaf_posterior(tmp_path, capsys):
     assert cli.main(["train", *SMALL, "--flow-steps", "2", "--epochs", "1", "--out",
                      str(tmp_path / "x"), "--eval-k", "0"]) == 2
     assert "--posterior iaf" in capsys.readouterr().err
+
+
+def test_burda_schedule_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "burda"
+    assert cli.main(["train", *SMALL, "--schedule", "burda", "--epochs", "5", "--limit", "50",
+                     "--out", str(out), "--eval-k", "0", "--no-validate"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["schedule"] == "burda" and metrics["config"]["batch_size"] == 20
+    rates = [e["lr"] for e in metrics["epochs"]]
+    assert rates == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)], rel=1e-12)
+    parsed = cli.build_parser().parse_args(["train", "--out", "x", "--schedule", "burda"])
+    assert parsed.epochs is None and parsed.batch_size is None  # 3,280 and 20 are filled in by _train
+
+
+def test_a_fresh_run_refuses_to_overwrite_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", *SMALL, "--epochs", "2", "--out", str(out), "--eval-k", "0"]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    metrics_before = (out / "metrics.json").read_text()
+    capsys.readouterr()
+    # the same command again, without --resume: refused before anything is written
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out), "--eval-k", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a checkpoint" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert (out / "metrics.json").read_text() == metrics_before
+    # both flags at once make no sense
+    assert cli.main(["train", *SMALL, "--epochs", "3", "--out", str(out), "--eval-k", "0",
+                     "--resume", "--overwrite"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # --overwrite replaces the run on purpose: a 1-epoch run where the 2-epoch one was
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(out), "--eval-k", "0",
+                     "--overwrite"]) == 0
+    assert training.load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    # an empty folder (or one without a checkpoint) is fine without either flag
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "empty"),
+                     "--eval-k", "0"]) == 0

@@ -405,3 +405,43 @@ def test_torch_bernoulli_validate_flag_controls_only_the_binary_check():
     torch.testing.assert_close(td.bernoulli_log_likelihood(x, logits, validate=False), expected)
     with pytest.raises(ValueError, match="event"):
         td.bernoulli_log_likelihood(x, logits[:, :2], validate=False)
+
+
+@pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
+def test_log_normal_diag_refuses_a_non_finite_log_std_in_both_backends(bad):
+    # before: log_std = -inf returned NaN ((x - mean) * exp(inf) = 0 * inf)
+    x, mean, log_std = np.array([0.3, 0.0]), np.zeros(2), np.array([0.2, bad])
+    with pytest.raises(ValueError, match="log_std must be finite") as np_error:
+        nd.log_normal_diag(x, mean, log_std)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    with pytest.raises(ValueError, match="log_std must be finite") as torch_error:
+        td.log_normal_diag(t(x), t(mean), t(log_std))
+    assert str(np_error.value) == str(torch_error.value)  # the same message in both backends
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_log_normal_diag_validate_flag_controls_only_the_finiteness_check():
+    """validate=False (the training hot path: no host sync) skips the value check, not the shapes."""
+    x, mean, log_std = torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([[0.0, -float("inf")]])
+    assert torch.isnan(td.log_normal_diag(x, mean, log_std, validate=False)).all()
+    assert np.isnan(nd.log_normal_diag(x.numpy(), mean.numpy(), log_std.numpy(), validate=False)).all()
+    with pytest.raises(ValueError, match="event"):
+        td.log_normal_diag(x, mean[:, :1].expand(1, 3), log_std, validate=False)
+    finite = torch.tensor([[0.5, -30.0]], dtype=torch.float64)
+    torch.testing.assert_close(td.log_normal_diag(x.double(), mean.double(), finite, validate=False),
+                               td.log_normal_diag(x.double(), mean.double(), finite))
+
+
+def test_training_objectives_never_run_the_host_syncing_value_check(monkeypatch):
+    """The VAE's ELBO and IWAE objectives (the training hot path) pass validate=False."""
+    from vae_from_scratch.torch import vae as tvae
+
+    calls = []
+    monkeypatch.setattr(td, "_check_finite_log_std", lambda log_std: calls.append(1))
+    torch.manual_seed(0)
+    model = tvae.VAE(6, (5,), 2)
+    x = (torch.rand(4, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    model.log_weights(x, k=3, generator=torch.Generator().manual_seed(2))
+    model.iwae(x, k=3, generator=torch.Generator().manual_seed(3))
+    model.elbo(x, generator=torch.Generator().manual_seed(4))
+    assert calls == []

@@ -71,7 +71,7 @@ def test_check_prints_one_line_per_test_and_the_total():
     for line, test in zip(lines[1:], tests):
         points = f"{test.points:g}"
         assert line == f"  PASS  {points}/{points}  {test.name}"
-    assert lines[-1] == "Score: 5/5 -- all tests pass."
+    assert lines[-1] == "Score: 7/7 -- all tests pass."
 
 
 def test_check_failure_shows_hint_reason_and_reproducing_seed():
@@ -81,8 +81,8 @@ def test_check_failure_shows_hint_reason_and_reproducing_seed():
     assert f"  FAIL  0/2  {extreme.name}" in out
     assert f"        hint: {extreme.hint}" in out
     assert "        why:  your result contains inf or NaN where the true value is finite" in out
-    assert out.count("PASS") == 3 and out.count("FAIL") == 1
-    assert out.rstrip().endswith('Score: 4/6.  Reproduce this run with check("0.2", naive_sigmoid_log, seed=11).')
+    assert out.count("PASS") == 4 and out.count("FAIL") == 1
+    assert out.rstrip().endswith('Score: 5/7.  Reproduce this run with check("0.2", naive_sigmoid_log, seed=11).')
 
 
 def test_check_draws_a_fresh_seed_and_prints_it():
@@ -135,7 +135,7 @@ def test_check_stub_and_missing_answers():
 
     out = _printed(check, "0.1", stub, seed=1)
     assert "not implemented yet: stub raises NotImplementedError" in out
-    assert out.rstrip().endswith("Score: 0/5.")
+    assert out.rstrip().endswith("Score: 0/7.")
     assert run_exercise("0.1", None, seed=1).status == "missing"
     with pytest.raises(KeyError, match="no exercise '42.42'"):
         check("42.42", stub)
@@ -162,7 +162,7 @@ def test_same_seed_same_inputs_and_each_test_its_own_rng():
     a = run_exercise("0.1", _recording(first), seed=123)
     b = run_exercise("0.1", _recording(second), seed=123)
     run_exercise("0.1", _recording(third), seed=124)
-    assert a.score == b.score == 5
+    assert a.score == b.score == 7
     assert len(first) == len(second) and all(onp.array_equal(u, v) for u, v in zip(first, second))
     assert not onp.array_equal(first[0], third[0])
     # tests 1 and 2 draw from different generators: their first inputs differ
@@ -414,12 +414,12 @@ def test_grader_gives_the_solution_full_marks_and_leaves_the_file_alone(tmp_path
     assert process.returncode == 0, process.stderr
     assert _fingerprint(path) == before
     assert report["seed"] == 17 and report["status"] == "graded"
-    assert report["score"] == report["max_score"] == 17
+    assert report["score"] == report["max_score"] == 21
     assert [e["id"] for e in report["exercises"]] == ["0.1", "0.2", "0.3"]
     lines = process.stdout.splitlines()
     assert lines[0].endswith("(seed 17)")
-    assert re.match(r"  0\.2 +Bernoulli log-likelihood from logits +6/6 +all tests pass$", lines[3])
-    assert re.match(r"  total +17/17$", lines[5])
+    assert re.match(r"  0\.2 +Bernoulli log-likelihood from logits +7/7 +all tests pass$", lines[3])
+    assert re.match(r"  total +21/21$", lines[5])
     assert set(tmp_path.iterdir()) == {path, Path(str(path) + ".report.json")}  # nothing else written
 
 
@@ -433,7 +433,7 @@ def test_grader_survives_an_infinite_loop_in_one_exercise(tmp_path):
     ex = _by_id(report)
     assert ex["0.2"]["score"] == 0 and ex["0.2"]["status"] == "cell"
     assert "did not finish within 2 s" in ex["0.2"]["message"]
-    assert ex["0.1"]["score"] == 5 and ex["0.3"]["score"] == 6
+    assert ex["0.1"]["score"] == 7 and ex["0.3"]["score"] == 7
     assert "CELL FAILED" in process.stdout
 
 
@@ -445,7 +445,7 @@ def test_grader_kills_a_loop_the_alarm_cannot_interrupt(tmp_path):
     ex = _by_id(report)
     assert process.returncode == 0
     assert ex["0.2"]["score"] == 0 and "the grader stopped it" in ex["0.2"]["message"]
-    assert ex["0.1"]["score"] == 5 and ex["0.3"]["score"] == 6
+    assert ex["0.1"]["score"] == 7 and ex["0.3"]["score"] == 7
     assert report["restarts"] == 1
 
 
@@ -463,7 +463,7 @@ def test_grader_reports_a_crash_and_a_syntax_error(tmp_path):
     ex = _by_id(report)
     assert ex["0.1"]["score"] == 0 and "ZeroDivisionError: division by zero (line 11)" in ex["0.1"]["message"]
     assert ex["0.3"]["score"] == 0 and "syntax error: SyntaxError: expected ':' (line 1)" in ex["0.3"]["message"]
-    assert ex["0.2"]["score"] == 6
+    assert ex["0.2"]["score"] == 7
     assert {c["status"] for c in report["problem_cells"]} == {"error", "syntax"}
 
 
@@ -474,7 +474,7 @@ def test_grader_caps_huge_printing(tmp_path):
     process, report = _grade(path)
     ex = _by_id(report)
     assert ex["0.3"]["score"] == 0 and "printed more than 1 MB" in ex["0.3"]["message"]
-    assert ex["0.1"]["score"] == 5 and ex["0.2"]["score"] == 6
+    assert ex["0.1"]["score"] == 7 and ex["0.2"]["score"] == 7
     assert len(process.stdout) < 5000  # the printing never reaches the terminal
 
 
@@ -486,7 +486,7 @@ def test_grader_rejects_an_answer_that_imports_the_reference(tmp_path):
     ex = _by_id(report)
     assert ex["0.2"]["status"] == "rejected" and ex["0.2"]["score"] == 0
     assert "package's own solution" in ex["0.2"]["message"]
-    assert ex["0.1"]["score"] == 5 and ex["0.3"]["score"] == 6
+    assert ex["0.1"]["score"] == 7 and ex["0.3"]["score"] == 7
     assert "REJECTED" in process.stdout
 
 
@@ -503,7 +503,7 @@ def test_grader_restarts_after_the_process_dies_or_hangs_in_the_tests(tmp_path):
     assert process.returncode == 0
     assert ex["0.1"]["status"] == "crashed" and "exited with status 7" in ex["0.1"]["message"]
     assert ex["0.2"]["status"] == "timeout" and ex["0.2"]["score"] == 0
-    assert ex["0.3"]["score"] == 6
+    assert ex["0.3"]["score"] == 7
     assert report["restarts"] == 1  # the hang was interrupted in the child, the exit needed a restart
 
 
@@ -518,7 +518,7 @@ def test_grader_scores_the_student_notebook_zero_and_grades_a_deleted_check_cell
     process, report = _grade(path)
     ex = _by_id(report)
     assert ex["0.1"]["score"] == 0 and ex["0.3"]["score"] == 0
-    assert ex["0.2"]["score"] == 6
+    assert ex["0.2"]["score"] == 7
     assert any("0.2 has no check cell" in note for note in report["notes"])
     assert "not implemented yet" in process.stdout
 
@@ -541,9 +541,9 @@ def test_grader_all_writes_one_csv(tmp_path):
         rows = list(csv.DictReader(f))
     by_name = {row["submission"]: row for row in rows}
     assert set(by_name) == {"alice/00_distributions.ipynb", "bob/00_distributions.ipynb", "carol.ipynb"}
-    assert by_name["alice/00_distributions.ipynb"]["score"] == "17"
+    assert by_name["alice/00_distributions.ipynb"]["score"] == "21"
     assert by_name["bob/00_distributions.ipynb"]["0.3"] == "0"  # a constant KL fails every test
-    assert float(by_name["bob/00_distributions.ipynb"]["score"]) < 17
+    assert float(by_name["bob/00_distributions.ipynb"]["score"]) < 21
     assert by_name["carol.ipynb"]["status"] == "error" and "not a Jupyter notebook" in by_name["carol.ipynb"]["error"]
     assert len(json.loads((tmp_path / "all.json").read_text())["submissions"]) == 3
 
@@ -594,6 +594,6 @@ def test_grader_undoes_tampering_with_the_tests(tmp_path):
     path = _with(tmp_path, "tamper", "kl_normal_standard", replace=tamper)
     process, report = _grade(path)
     ex = _by_id(report)
-    assert ex["0.3"]["max_score"] == 6 and ex["0.3"]["score"] == 0
-    assert len(ex["0.3"]["tests"]) == 5
-    assert ex["0.1"]["score"] == 5 and ex["0.2"]["score"] == 6
+    assert ex["0.3"]["max_score"] == 7 and ex["0.3"]["score"] == 0
+    assert len(ex["0.3"]["tests"]) == 6
+    assert ex["0.1"]["score"] == 7 and ex["0.2"]["score"] == 7

@@ -51,7 +51,7 @@ def test_diag_log_det_equals_slogdet_of_autograd_jacobian():
     mean, log_std = rng.normal(size=5), rng.normal(size=5)
     eps = rng.normal(size=5)
     J = jacobian(lambda e: nr.rsample_normal_diag(mean, log_std, e)[0])(eps)
-    onp.testing.assert_allclose(J, onp.diag(onp.exp(log_std)), rtol=1e-14)  # eq. 2.41
+    onp.testing.assert_allclose(J, onp.diag(onp.exp(log_std)), rtol=1e-14)  # K&W eq. 2.41
     sign, logabsdet = onp.linalg.slogdet(J)
     assert sign == 1.0
     onp.testing.assert_allclose(nr.log_det_jacobian_diag(log_std), logabsdet, rtol=1e-12)
@@ -99,7 +99,7 @@ def test_full_log_det_equals_slogdet_of_autograd_jacobian(K):
     mean, eps = rng.normal(size=K), rng.normal(size=K)
     L, log_det = nr.full_covariance_factor(L_prime, log_std)
     J = jacobian(lambda e: nr.rsample_normal_full(mean, L, e)[0])(eps)
-    onp.testing.assert_allclose(J, L, rtol=1e-14)  # dz/deps = L, lower triangular (eq. 2.48)
+    onp.testing.assert_allclose(J, L, rtol=1e-14)  # dz/deps = L, lower triangular (K&W eq. 2.48)
     sign, logabsdet = onp.linalg.slogdet(J)
     assert sign == 1.0
     onp.testing.assert_allclose(log_det, logabsdet, rtol=1e-12, atol=1e-12)
@@ -352,3 +352,85 @@ def test_torch_checks_the_values_at_most_once_per_call(monkeypatch):
         counter.clear()
         call(False)
         assert len(counter) == 0
+
+
+# --- inputs both backends refuse, with the same ValueError message ---------------------------------
+
+
+def _full_calls(mod, arr, L, mean, eps):
+    """The four functions that take a factor L, called the same way in either backend."""
+    return {
+        "rsample_normal_full": lambda v: (mod.rsample_normal_full(mean, L, eps=eps, validate=v)
+                                          if mod is tr else mod.rsample_normal_full(mean, L, eps, validate=v)),
+        "log_normal_full": lambda v: mod.log_normal_full(eps, mean, L, validate=v),
+        "log_det_jacobian_full": lambda v: mod.log_det_jacobian_full(L, validate=v),
+        "kl_normal_full_standard": lambda v: mod.kl_normal_full_standard(mean, L, validate=v),
+    }
+
+
+@pytest.mark.parametrize("bad", [0.0, onp.inf, onp.nan])
+def test_a_factor_with_a_zero_or_non_finite_diagonal_is_refused_by_both_backends(bad):
+    # before: torch returned NaN/inf, NumPy raised a bare "Singular matrix", the KL returned inf
+    L = onp.array([[1.0, 0.0, 0.0], [0.4, bad, 0.0], [0.1, -0.2, 0.7]])
+    messages = {}
+    for backend, mod, arr in [("numpy", nr, onp.asarray), ("torch", tr, _t)]:
+        calls = _full_calls(mod, arr, arr(L), arr(onp.zeros(3)), arr(onp.ones((2, 3))))
+        for name, call in calls.items():
+            with pytest.raises(ValueError, match="non-zero diagonal") as info:
+                call(True)
+            messages[backend, name] = str(info.value)
+    assert len(set(messages.values())) == 1  # one message, word for word, in both backends
+
+
+def test_a_negative_diagonal_is_still_accepted():
+    # z = mu + L eps with L_jj < 0 is a valid Gaussian (covariance L L^T); log|det L| uses |L_jj|
+    L = onp.array([[-1.5, 0.0], [0.3, 0.8]])
+    for mod, arr in [(nr, onp.asarray), (tr, _t)]:
+        value = mod.log_normal_full(arr(onp.array([0.2, -0.1])), arr(onp.zeros(2)), arr(L))
+        expected = stats.multivariate_normal(onp.zeros(2), L @ L.T).logpdf([0.2, -0.1])
+        assert abs(float(value) - expected) < 1e-12
+
+
+def test_numpy_singular_factor_without_validation_raises_the_same_value_error():
+    # validate=False skips the value checks; NumPy's solve still fails on a singular L, and then it
+    # says why in the package's words instead of numpy's bare "Singular matrix"
+    L = onp.array([[1.0, 0.0], [0.4, 0.0]])
+    with pytest.raises(ValueError, match="non-zero diagonal"):
+        nr.log_normal_full(onp.ones(2), onp.zeros(2), L, validate=False)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_factor_batch_shapes_that_do_not_broadcast_are_a_value_error(backend):
+    # torch.broadcast_shapes and matmul raise RuntimeError; the package raises ValueError in both
+    mod, arr = (nr, onp.asarray) if backend == "numpy" else (tr, _t)
+    L = arr(onp.tile(onp.eye(2), (4, 1, 1)))                     # batch (4,)
+    mean, eps = arr(onp.zeros((3, 2))), arr(onp.ones((3, 2)))    # batch (3,)
+    for name, call in _full_calls(mod, arr, L, mean, eps).items():
+        if name == "log_det_jacobian_full":
+            continue  # takes L alone: nothing to broadcast with
+        with pytest.raises(ValueError, match="batch shapes do not broadcast"):
+            call(True)
+        with pytest.raises(ValueError, match="batch shapes do not broadcast"):
+            call(False)  # shapes are free to check: always checked
+
+
+def test_torch_factor_and_mean_of_different_dtypes_are_a_value_error():
+    L = torch.eye(2, dtype=torch.float32)
+    with pytest.raises(ValueError, match="same dtype"):
+        tr.log_normal_full(torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), L)
+    with pytest.raises(ValueError, match="same dtype"):
+        tr.rsample_normal_full(torch.zeros(2, dtype=torch.float64), L, eps=torch.ones(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("bad", [-onp.inf, onp.inf, onp.nan])
+def test_rsample_normal_diag_refuses_a_non_finite_log_std_in_both_backends(bad):
+    log_std = onp.array([0.1, bad])
+    messages = []
+    for mod, arr in [(nr, onp.asarray), (tr, _t)]:
+        with pytest.raises(ValueError, match="log_std must be finite") as info:
+            mod.rsample_normal_diag(arr(onp.zeros(2)), arr(log_std), arr(onp.ones(2)))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    # validate=False skips the check (the training hot path): no error, the arithmetic goes through
+    z, _ = tr.rsample_normal_diag(_t(onp.zeros(2)), _t(log_std), _t(onp.ones(2)), validate=False)
+    assert z.shape == (2,)

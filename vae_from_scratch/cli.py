@@ -4,12 +4,15 @@
     python -m vae_from_scratch train --objective iwae --k 50 --out runs/iwae50
     python -m vae_from_scratch train --posterior iaf --flow-steps 2 --flow-hidden 320 --out runs/iaf
     python -m vae_from_scratch train --out runs/vae --epochs 100 --resume      # continue a run
+    python -m vae_from_scratch train --schedule burda --batch-size 20 --out runs/burda   # 3,280 epochs
     python -m vae_from_scratch evaluate --out runs/vae --eval-k 5000            # test log-likelihood
 
 ``train`` writes ``DIR/checkpoint.pt`` (atomically, after every epoch) and ``DIR/metrics.json``, and at
 the end estimates the test log-likelihood by importance sampling with ``--eval-k`` samples
-(0 skips it). ``evaluate`` does that estimate for an existing run. Exit status: 0 on success,
-1 when training diverged (NaN), 2 for bad arguments or missing data.
+(0 skips it). ``evaluate`` does that estimate for an existing run. A fresh ``train`` into a folder
+that already holds a checkpoint is refused: add ``--resume`` to continue it or ``--overwrite`` to
+replace it. Exit status: 0 on success, 1 when training diverged (NaN), 2 for bad arguments,
+missing data or a checkpoint that would be overwritten.
 """
 
 import argparse
@@ -42,18 +45,39 @@ def build_parser():
     t.add_argument("--flow-hidden", type=int, default=None, metavar="H",
                    help="--posterior iaf: width of the two hidden layers of each step's MADE (default 320)")
     t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
-                   help="the decoder's distribution p(x|z)")
+                   help="the decoder's distribution p(x|z): bernoulli (factorized pixels) or "
+                        "autoregressive (each pixel also sees the pixels before it)")
     t.add_argument("--objective", choices=sorted(OBJECTIVES), default="elbo")
     t.add_argument("--k", type=int, default=None, help="importance samples of the IWAE objective (default 5)")
-    t.add_argument("--epochs", type=int, default=10, help="total epochs (with --resume: up to this many)")
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--kl-warmup", type=float, default=0.0, metavar="EPOCHS_OR_FRACTION",
+                   help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (>= 1) "
+                        "or this fraction of training (< 1); default 0, none")
+    t.add_argument("--free-bits", type=float, default=None, metavar="LAMBDA",
+                   help="free bits (Kingma et al. 2016): each group's minibatch-mean KL is clamped from "
+                        "below at LAMBDA nats")
+    t.add_argument("--free-bits-groups", type=int, default=None, metavar="G",
+                   help="split the latent dimensions into G groups for --free-bits (default: one per dimension)")
+    t.add_argument("--epochs", type=int, default=None,
+                   help="total epochs (with --resume: up to this many); default 10, or 3280 with --schedule burda")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="minibatch size; default 100, or 20 (Burda et al.'s) with --schedule burda")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (with --schedule burda: the first one)")
+    t.add_argument("--schedule", choices=list(training_schedules()), default="constant",
+                   help="constant: --lr throughout; burda: Burda et al. 2016, lr * 10^(-i/7) for 3^i epochs, "
+                        "i = 0..7 (3,280 epochs), batch 20, Adam eps 1e-4; resumable mid-schedule")
+    t.add_argument("--autograd-step", action="store_true",
+                   help="use autograd for every step (by default the default VAE's ELBO step uses its "
+                        "hand-written backward, vae_from_scratch.torch.fused_step: faster on a CPU)")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the objective (seconds to compile; see benchmarks/README.md for when it helps)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
     t.add_argument("--no-validate", action="store_true", help="skip the validation ELBO after each epoch")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     t.add_argument("--out", required=True, help="run folder for checkpoint.pt and metrics.json")
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if DIR already holds a checkpoint (it is replaced)")
     t.add_argument("--eval-k", type=int, default=5000,
                    help="importance samples for the final test log-likelihood (0: skip; papers use 5000)")
     t.add_argument("--eval-n", type=int, default=None, help="evaluate on a fixed random subset of N test images")
@@ -71,6 +95,12 @@ def build_parser():
     e.add_argument("--no-progress", action="store_true")
     _add_threads(e)
     return parser
+
+
+def training_schedules():
+    from .torch.training import SCHEDULES
+
+    return SCHEDULES
 
 
 def _add_threads(parser):
@@ -101,16 +131,22 @@ def main(argv=None):
 
 def _train(args, argv, training):
     k = args.k if args.k is not None else (5 if args.objective == "iwae" else 1)
+    burda = args.schedule == "burda"  # the paper's run: 3,280 epochs of minibatches of 20
+    epochs = args.epochs if args.epochs is not None else (training.BURDA_EPOCHS if burda else 10)
+    batch_size = args.batch_size if args.batch_size is not None else (20 if burda else 100)
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
         latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
-        posterior_options=_posterior_options(args), decoder=args.decoder, objective=args.objective, k=k,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
-        validate=not args.no_validate,
+        posterior_options=_posterior_options(args), decoder=args.decoder,
+        objective=args.objective, k=k,
+        epochs=epochs, batch_size=batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
+        validate=not args.no_validate, kl_warmup=_warmup_fraction(args.kl_warmup, epochs),
+        free_bits=args.free_bits, free_bits_groups=args.free_bits_groups,
+        schedule=args.schedule, compile=args.compile, fused_step=False if args.autograd_step else "auto",
         extra={"command": "python -m vae_from_scratch " + " ".join(shlex.quote(a) for a in argv)})
     log = (lambda *a, **kw: None) if args.no_progress else _stderr
     model, metrics = training.train(config, out_dir=args.out, resume=args.resume, device=args.device,
-                                    progress=not args.no_progress, log=log)
+                                    progress=not args.no_progress, log=log, overwrite=args.overwrite)
     last = metrics["epochs"][-1] if metrics["epochs"] else {}
     print(json.dumps({"epochs": len(metrics["epochs"]), **{k: v for k, v in last.items() if k != "epoch"}}))
     if args.eval_k > 0:
@@ -132,6 +168,17 @@ def _posterior_options(args):
     if options.get("steps", 1) < 1 or min(options.get("flow_hidden", [1])) < 1:
         raise ValueError("--flow-steps and --flow-hidden must be positive")
     return options
+
+
+def _warmup_fraction(value, epochs):
+    """``--kl-warmup``: a number of epochs (>= 1) or a fraction of training (< 1) -> a fraction."""
+    if value < 0:
+        raise ValueError(f"--kl-warmup must be >= 0, got {value}")
+    if value < 1:
+        return float(value)
+    if value > epochs:
+        raise ValueError(f"--kl-warmup {value:g} epochs is longer than --epochs {epochs}")
+    return float(value) / epochs
 
 
 def _evaluate(args, training):

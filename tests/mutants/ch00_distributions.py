@@ -44,6 +44,13 @@ def gaussian_sign_flip(x, mean, log_std):
     return np.sum(log_std - 0.5 * LOG_2PI - 0.5 * z**2, axis=-1)
 
 
+def gaussian_log_of_product(x, mean, log_std):
+    """The log of the product of the per-dimension densities: underflows to log(0) in high dimension."""
+    sigma = np.exp(log_std)
+    densities = np.exp(-0.5 * ((x - mean) / sigma) ** 2) / (np.sqrt(2.0 * np.pi) * sigma)
+    return np.log(np.prod(densities, axis=-1))
+
+
 # --- 0.2 bernoulli_log_likelihood(x, logits) ----------------------------------------------------
 
 
@@ -71,6 +78,12 @@ def bernoulli_mean_not_sum(x, logits):
 def bernoulli_wrong_axis(x, logits):
     """Sums over the first axis."""
     return np.sum(x * logits - np.logaddexp(0.0, logits), axis=0)
+
+
+def bernoulli_log_of_product(x, logits):
+    """Stable per-pixel probabilities, but the log of their product: underflows for 784 pixels."""
+    log_p = np.where(x == 1, -np.logaddexp(0.0, -logits), -np.logaddexp(0.0, logits))
+    return np.log(np.prod(np.exp(log_p), axis=-1))
 
 
 # --- 0.3 kl_normal_standard(mean, log_std) ------------------------------------------------------
@@ -101,11 +114,17 @@ def kl_sum_all_axes(mean, log_std):
     return 0.5 * np.sum(mean**2 + np.exp(2.0 * log_std) - 1.0 - 2.0 * log_std)
 
 
+def kl_log_of_product(mean, log_std):
+    """log prod(sigma^2) instead of sum(2 log_std): the product underflows for a narrow q in 784-D."""
+    sigma2 = np.exp(2.0 * log_std)
+    return 0.5 * (np.sum(mean**2 + sigma2 - 1.0, axis=-1) - np.log(np.prod(sigma2, axis=-1)))
+
+
 MUTANTS = {
     "0.1": [log_var_as_log_std, gaussian_wrong_axis, missing_log_2pi, gaussian_mean_not_sum,
-            gaussian_plain_numpy, gaussian_sign_flip],
+            gaussian_plain_numpy, gaussian_sign_flip, gaussian_log_of_product],
     "0.2": [naive_sigmoid_log, half_stable_log1p_exp, swapped_classes, bernoulli_mean_not_sum,
-            bernoulli_wrong_axis],
+            bernoulli_wrong_axis, bernoulli_log_of_product],
     "0.3": [kl_sign_flip, kl_log_var_as_log_std, kl_missing_minus_one, kl_mean_not_sum,
-            kl_sum_all_axes],
+            kl_sum_all_axes, kl_log_of_product],
 }

@@ -42,6 +42,17 @@ def sf_mean_over_samples(f, log_q, phi, z, baseline=None):
     return np.mean(_per_sample(weights, log_q, phi, z), axis=0)
 
 
+def sf_density_ratio(f, log_q, phi, z, baseline=None):
+    """Writes the score as grad q / q: exact in low dimension, 0 / 0 once q(z) underflows."""
+    weights = f(z) if baseline is None else f(z) - baseline
+    S = np.shape(z)[0]
+    phis = np.tile(phi, (S,) + (1,) * np.ndim(phi))
+    grad_q = grad(lambda p: np.sum(np.exp(log_q(p, z))))(phis)
+    q = np.exp(log_q(phis, z))
+    shape = (S,) + (1,) * np.ndim(phi)
+    return np.reshape(weights, shape) * grad_q / np.reshape(q, shape)
+
+
 # --- 4.2 leave_one_out_baseline(values) -----------------------------------------------------------
 
 
@@ -66,7 +77,29 @@ def loo_sum_not_mean(values):
     return np.sum(values, axis=0) - values
 
 
+# --- 4.3 score_function_variance(mu, c) ----------------------------------------------------------
+
+
+def variance_chapter_formula(mu, c):
+    """Quotes the chapter's 3 + 1.5 K, which holds only at mu = 0, c = 1."""
+    return 3.0 + 1.5 * np.size(mu)
+
+
+def variance_without_other_offsets(mu, c):
+    """Forgets that the other coordinates' offsets a_j = mu_j - c_j add noise too."""
+    a = np.asarray(mu) - np.asarray(c)
+    return 2.5 + 2.0 * a[0] ** 2 + 0.5 * (np.size(a) - 1)
+
+
+def variance_first_term_wrong(mu, c):
+    """Treats the first coordinate's term like the others (misses E[eps^6] = 15): 1.5 + 3 a_1^2 + ..."""
+    a = np.asarray(mu) - np.asarray(c)
+    return 1.5 + 3.0 * a[0] ** 2 + 0.5 * (np.size(a) - 1) + np.sum(a[1:] ** 2) + 0.5
+
+
 MUTANTS = {
-    "4.1": [sf_baseline_added, sf_density_not_log, sf_sign_flip, sf_ignores_baseline, sf_mean_over_samples],
+    "4.1": [sf_baseline_added, sf_density_not_log, sf_sign_flip, sf_ignores_baseline, sf_mean_over_samples,
+            sf_density_ratio],
     "4.2": [loo_includes_itself, loo_divides_by_S, loo_wrong_axis, loo_sum_not_mean],
+    "4.3": [variance_chapter_formula, variance_without_other_offsets, variance_first_term_wrong],
 }

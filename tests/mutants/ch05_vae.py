@@ -131,8 +131,59 @@ def reconstruction_only(params, x, eps, lr):
     return _step(params, autograd.grad(recon)(params), lr)
 
 
+# --- 5.4 beta_optimal_gaussian(x, W, b, log_s, beta) ---------------------------------------------
+
+
+def _gaussian_answer(x, W, b, log_s, prior_precision, lik_scale):
+    D, K = np.shape(W)
+    s2 = np.exp(2.0 * log_s)
+    cov = np.linalg.inv(prior_precision * np.eye(K) + np.dot(W.T, W) / (lik_scale * s2))
+    mean = np.dot(cov, np.dot(W.T, x - b)) / (lik_scale * s2)
+    return mean, cov
+
+
+def _objective(x, W, b, log_s, beta, mean, cov):
+    D, K = np.shape(W)
+    s2 = np.exp(2.0 * log_s)
+    r = x - np.dot(W, mean) - b
+    ell = -0.5 * D * np.log(2 * np.pi * s2) - (np.dot(r, r) + np.trace(np.dot(W, np.dot(cov, W.T)))) / (2 * s2)
+    kl = 0.5 * (np.trace(cov) + np.dot(mean, mean) - K - np.linalg.slogdet(cov)[1])
+    return ell - beta * kl
+
+
+def beta_ignored(x, W, b, log_s, beta):
+    """Returns the posterior and log p(x) whatever beta is."""
+    mean, cov = _gaussian_answer(x, W, b, log_s, 1.0, 1.0)
+    return mean, cov, _objective(x, W, b, log_s, 1.0, mean, cov)
+
+
+def beta_on_the_prior(x, W, b, log_s, beta):
+    """Puts beta on the prior's precision (q proportional to p(z)^beta p(x|z)), value consistent with it."""
+    mean, cov = _gaussian_answer(x, W, b, log_s, beta, 1.0)
+    return mean, cov, _objective(x, W, b, log_s, beta, mean, cov)
+
+
+def elbo_not_beta_objective(x, W, b, log_s, beta):
+    """The right q, but reports its ELBO instead of the beta-weighted objective."""
+    mean, cov = _gaussian_answer(x, W, b, log_s, 1.0, beta)
+    return mean, cov, _objective(x, W, b, log_s, 1.0, mean, cov)
+
+
+def determinant_not_log_determinant(x, W, b, log_s, beta):
+    """The closed form with log(det(.)) of the D x D covariance: -inf or inf once D is in the hundreds."""
+    mean, cov = _gaussian_answer(x, W, b, log_s, 1.0, beta)
+    D = np.shape(W)[0]
+    s2 = np.exp(2.0 * log_s)
+    cov_x = np.dot(W, W.T) + beta * s2 * np.eye(D)
+    d = x - b
+    log_n = -0.5 * (np.dot(d, np.linalg.solve(cov_x, d)) + np.log(np.linalg.det(cov_x)) + D * np.log(2 * np.pi))
+    value = -0.5 * D * np.log(2 * np.pi * s2) + 0.5 * beta * D * np.log(2 * np.pi * beta * s2) + beta * log_n
+    return mean, cov, value
+
+
 MUTANTS = {
     "5.1": [kl_sign_flip, log_var_as_log_std, naive_sigmoid_log, pixel_mean, first_sample_only],
     "5.2": [naive_log_mean_exp, log_sum_exp_without_log_s, mean_of_log_weights, wrong_axis, missing_prior],
     "5.3": [gradient_descent, sum_not_mean, decoder_only, reconstruction_only],
+    "5.4": [beta_ignored, beta_on_the_prior, elbo_not_beta_objective, determinant_not_log_determinant],
 }

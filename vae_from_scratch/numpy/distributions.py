@@ -6,7 +6,7 @@ Conventions, shared with :mod:`vae_from_scratch.torch.distributions`:
   shape ``(..., D)`` and its log-density returns shape ``(...)``; every batch axis is kept and
   arguments broadcast against each other (e.g. samples ``(S, B, D)`` against means ``(B, D)``);
 * Gaussians are parameterized by mean and **log standard deviation** (the monograph's
-  :math:`\log \boldsymbol\sigma`, eq. 2.36), never by variance or log-variance;
+  :math:`\log \boldsymbol\sigma`, K&W eq. 2.36), never by variance or log-variance;
 * all functions are pure and differentiable with autograd.
 
 Source: Kingma & Welling (2019), *An Introduction to Variational Autoencoders*, sections 2.5 and
@@ -33,7 +33,7 @@ def log_standard_normal(x):
     return -0.5 * np.sum(x**2 + LOG_2PI, axis=-1)
 
 
-def log_normal_diag(x, mean, log_std):
+def log_normal_diag(x, mean, log_std, validate=True):
     r"""Log-density of a diagonal Gaussian, summed over the last (event) axis.
 
     .. math::
@@ -42,9 +42,16 @@ def log_normal_diag(x, mean, log_std):
           + \tfrac12 \Big(\frac{x_j-\mu_j}{\sigma_j}\Big)^2 \right),
         \qquad \log\sigma_j = \texttt{log\_std}_j
 
-    (monograph eq. 2.37 with :math:`\boldsymbol\epsilon = (\mathbf x-\boldsymbol\mu)/\boldsymbol\sigma`).
+    (K&W eq. 2.37; written with :math:`\boldsymbol\epsilon = (\mathbf x-\boldsymbol\mu)/\boldsymbol\sigma`
+    it is K&W eq. 2.44).
+
+    ``log_std`` must be finite: at :math:`\log\sigma_j = -\infty` the density is a point mass and the
+    formula returns NaN, so such input is refused with a ``ValueError`` (``validate=False`` skips that
+    value check; the torch twin has the same flag, where the check costs a host synchronization).
     """
     x, mean, log_std = _check_event("x", x, "mean", mean, "log_std", log_std)
+    if validate:
+        _check_finite_log_std(log_std)
     z = (x - mean) * np.exp(-log_std)
     return -np.sum(log_std + 0.5 * LOG_2PI + 0.5 * z**2, axis=-1)
 
@@ -52,7 +59,7 @@ def log_normal_diag(x, mean, log_std):
 def bernoulli_log_likelihood(x, logits):
     r"""Bernoulli log-likelihood of binary ``x`` given logits, summed over the last axis.
 
-    With :math:`\mathbf p = \operatorname{sigmoid}(\boldsymbol\lambda)` (monograph eq. 1.26-1.27),
+    With :math:`\mathbf p = \operatorname{sigmoid}(\boldsymbol\lambda)` (K&W eqs. 1.17-1.18),
 
     .. math::
         \log p(\mathbf x \mid \boldsymbol\lambda) = \sum_j x_j \log p_j + (1-x_j)\log(1-p_j)
@@ -102,12 +109,22 @@ def kl_normal_diag(mean_q, log_std_q, mean_p, log_std_p):
 def sample_normal_diag(mean, log_std, eps):
     r"""Reparameterized sample :math:`\mathbf z = \boldsymbol\mu + \exp(\log\boldsymbol\sigma) \odot
     \boldsymbol\epsilon` with :math:`\boldsymbol\epsilon \sim \mathcal N(\mathbf 0, \mathbf I)` given
-    (monograph eq. 2.38). Pass ``eps = rng.standard_normal(shape)``; leading sample axes broadcast."""
+    (K&W eq. 2.40). Pass ``eps = rng.standard_normal(shape)``; leading sample axes broadcast."""
     mean, log_std, eps = _check_event("mean", mean, "log_std", log_std, "eps", eps)
     return mean + np.exp(log_std) * eps
 
 
 # --- input checks -------------------------------------------------------------------------------
+
+# The same message in both backends (the torch module imports it from here).
+NON_FINITE_LOG_STD = ("log_std must be finite: log_std = -inf is a zero standard deviation (a point "
+                      "mass, whose log-density is not defined) and +inf or NaN is no distribution")
+
+
+def _check_finite_log_std(log_std):
+    """Refuse a ``log_std`` with an infinite or NaN entry (checked on its value, not traced)."""
+    if not np.all(np.isfinite(getval(log_std))):
+        raise ValueError(NON_FINITE_LOG_STD)
 
 
 def _check_float(name, a):

@@ -1,11 +1,11 @@
 r"""Monte Carlo estimators of gradients of expectations (autograd.numpy reference).
 
 The problem of chapters 3-4: estimate :math:`\nabla_\phi\, \mathbb E_{q_\phi(\mathbf z)}[f(\mathbf z)]`
-when the distribution itself depends on :math:`\phi` (monograph eq. 2.18-2.19). Three estimators:
+when the distribution itself depends on :math:`\phi` (K&W eqs. 2.18-2.19). Three estimators:
 
 * **reparameterization** (pathwise) gradient, :math:`\mathbf z = \mathbf g(\boldsymbol\epsilon, \phi)`
-  (eq. 2.20-2.24): :math:`\nabla_\phi f(\mathbf g(\boldsymbol\epsilon, \phi))`;
-* **score-function** (likelihood-ratio, REINFORCE) gradient (eq. 2.72-2.73):
+  (K&W eqs. 2.20-2.24): :math:`\nabla_\phi f(\mathbf g(\boldsymbol\epsilon, \phi))`;
+* **score-function** (likelihood-ratio, REINFORCE) gradient (K&W eqs. 2.72-2.73):
   :math:`(f(\mathbf z) - b)\, \nabla_\phi \log q_\phi(\mathbf z)`, with an optional baseline
   :math:`b` that does not depend on :math:`\mathbf z` (a control variate: the score has mean zero);
 * **path-derivative** ("sticking the landing") gradient of the ELBO (Roeder et al. 2017):
@@ -74,7 +74,7 @@ def per_sample_gradients(fun, phi, noise):
 
 def reparam_gradient(f, sample, phi, eps):
     r"""Reparameterization gradient of :math:`\mathbb E_{q_\phi}[f(\mathbf z)]`, one estimate per noise
-    draw (monograph eq. 2.22-2.24):
+    draw (K&W eqs. 2.22-2.24):
 
     .. math:: \hat{\mathbf g}_s = \nabla_\phi f\big(\mathbf g(\boldsymbol\epsilon_s, \phi)\big),
               \qquad \boldsymbol\epsilon_s \sim p(\boldsymbol\epsilon).
@@ -86,7 +86,7 @@ def reparam_gradient(f, sample, phi, eps):
 
 def elbo_surrogate(log_joint, sample, log_q, phi, eps):
     r"""Single-sample ELBO estimates whose gradient is the standard ("total derivative")
-    reparameterization gradient (monograph eq. 2.27-2.29):
+    reparameterization gradient (K&W eqs. 2.27-2.29):
 
     .. math:: \tilde{\mathcal L}_s = \log p(\mathbf x, \mathbf z_s) - \log q_\phi(\mathbf z_s),
               \qquad \mathbf z_s = \mathbf g(\boldsymbol\epsilon_s, \phi).
@@ -149,7 +149,7 @@ def score_function_surrogate(f_values, log_q_values, baseline=None):
 
 def score_function_gradient(f, log_q, phi, z, baseline=None):
     r"""Per-sample score-function (likelihood-ratio, REINFORCE) gradients of
-    :math:`\mathbb E_{q_\phi}[f(\mathbf z)]` (monograph eq. 2.72-2.73; Williams 1992, Glynn 1990):
+    :math:`\mathbb E_{q_\phi}[f(\mathbf z)]` (K&W eqs. 2.72-2.73; Williams 1992, Glynn 1990):
 
     .. math:: \hat{\mathbf g}_s = \big(f(\mathbf z_s) - b_s\big)\, \nabla_\phi \log q_\phi(\mathbf z_s),
               \qquad \mathbf z_s \sim q_\phi .

@@ -1,12 +1,12 @@
 r"""Measuring a trained latent-variable model: importance-sampled :math:`\log p(\mathbf x)` and the IWAE bound.
 
-The marginal likelihood is an expectation under the encoder (monograph eq. 2.56),
+The marginal likelihood is an expectation under the encoder (K&W eq. 2.56),
 
 .. math::
     \log p_\theta(\mathbf x) = \log \mathbb E_{q_\phi(\mathbf z\mid\mathbf x)}
         \left[\frac{p_\theta(\mathbf x, \mathbf z)}{q_\phi(\mathbf z \mid \mathbf x)}\right],
 
-estimated with :math:`L` samples :math:`\mathbf z^{(l)} \sim q_\phi(\mathbf z\mid\mathbf x)` (eq. 2.57):
+estimated with :math:`L` samples :math:`\mathbf z^{(l)} \sim q_\phi(\mathbf z\mid\mathbf x)` (K&W eq. 2.57):
 
 .. math::
     \log p_\theta(\mathbf x) \approx \log \frac1L \sum_{l=1}^L
@@ -39,12 +39,12 @@ def logmeanexp(a, axis=0):
 
 def iwae_bound(log_w):
     r"""The IWAE estimate :math:`\operatorname{logmeanexp}_k\, w_k` of log-weights ``(k, ...)`` along
-    axis 0 (Burda et al. 2016, eq. 8; monograph eq. 2.57)."""
+    axis 0 (Burda et al. 2016, eq. 8; K&W eq. 2.57)."""
     return logmeanexp(log_w, axis=0)
 
 
 def elbo_from_log_weights(log_w):
-    r"""The ELBO estimate :math:`\frac1k\sum_k w_k` from log-weights ``(k, ...)`` (monograph eq. 2.29)."""
+    r"""The ELBO estimate :math:`\frac1k\sum_k w_k` from log-weights ``(k, ...)`` (K&W eq. 2.29)."""
     return np.mean(log_w, axis=0)
 
 
@@ -67,7 +67,7 @@ def iwae_curve(log_w, ks):
 
 def importance_log_likelihood(log_weight_fn, x, k, latent_dim, rng=None, eps=None,
                               batch_size=100, sample_batch_size=500):
-    r"""Importance-sampled :math:`\log p(\mathbf x)` (monograph eq. 2.57) for every row of ``x``.
+    r"""Importance-sampled :math:`\log p(\mathbf x)` (K&W eq. 2.57) for every row of ``x``.
 
     ``log_weight_fn(x_batch, eps_batch)`` maps data ``(b, D)`` and standard-normal noise
     ``(s, b, latent_dim)`` to log-weights ``(s, b)``. Work is done in blocks of ``batch_size`` data points

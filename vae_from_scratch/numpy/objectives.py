@@ -2,7 +2,7 @@ r"""Monte Carlo estimators of the evidence lower bound (ELBO) (autograd.numpy re
 
 For an inference model :math:`q_\phi(\mathbf z\mid\mathbf x)` and a generative model
 :math:`p_\theta(\mathbf x, \mathbf z) = p_\theta(\mathbf z)\, p_\theta(\mathbf x\mid\mathbf z)`,
-the ELBO (monograph eq. 2.10) is
+the ELBO (K&W eq. 2.10) is
 
 .. math::
     \mathcal L_{\theta,\phi}(\mathbf x)
@@ -12,7 +12,7 @@ the ELBO (monograph eq. 2.10) is
       - D_{KL}\big(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p_\theta(\mathbf z)\big),
 
 and its Monte Carlo estimator with :math:`S` samples :math:`\mathbf z^{(s)} \sim q_\phi` averages
-the bracket over the samples (eqs. 2.27-2.29 are the case :math:`S = 1`). The second form replaces
+the bracket over the samples (K&W eqs. 2.27-2.29 are the case :math:`S = 1`). The second form replaces
 the sampled :math:`\log p_\theta(\mathbf z) - \log q_\phi` by its closed-form expectation, the KL
 (Kingma & Welling 2014, eq. 10), when one is available.
 
@@ -37,7 +37,7 @@ def elbo(log_px_given_z, log_pz, log_qz):
         + \log p_\theta(\mathbf z^{(s)}) - \log q_\phi(\mathbf z^{(s)}\mid\mathbf x)\Big),
         \qquad \mathbf z^{(s)} \sim q_\phi(\mathbf z\mid\mathbf x)
 
-    (monograph eq. 2.10, estimated as in eqs. 2.27-2.29). An unbiased estimate of the ELBO when the
+    (K&W eq. 2.10, estimated as in K&W eqs. 2.27-2.29). An unbiased estimate of the ELBO when the
     ``z`` were drawn from ``q``. The three arrays have shape ``(S, ...)`` (they broadcast); the result
     has shape ``(...)``.
     """
@@ -50,7 +50,7 @@ def elbo_analytic_kl(log_px_given_z, kl):
     r"""ELBO with the KL term in closed form: :math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)})
     - D_{KL}(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p_\theta(\mathbf z))`.
 
-    (Kingma & Welling 2014, eq. 10; the second line of monograph eq. 2.10's expansion.)
+    (Kingma & Welling 2014, eq. 10; the second line of K&W eq. 2.10's expansion.)
     ``log_px_given_z`` has shape ``(S, ...)``, ``kl`` shape ``(...)``; the result shape ``(...)``.
     """
     (log_px_given_z,) = _check_samples("log_px_given_z", log_px_given_z)
@@ -63,8 +63,8 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, rng=None, num_samp
     r"""Monte Carlo ELBO of a diagonal-Gaussian encoder, with reparameterized samples.
 
     The encoder is :math:`q_\phi(\mathbf z\mid\mathbf x) = \mathcal N(\boldsymbol\mu,
-    \operatorname{diag}\boldsymbol\sigma^2)` (monograph eqs. 2.36-2.37) and each sample is
-    :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}` (eq. 2.38).
+    \operatorname{diag}\boldsymbol\sigma^2)` (K&W eqs. 2.36-2.37) and each sample is
+    :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}` (K&W eq. 2.40).
     The prior is :math:`p(\mathbf z) = \mathcal N(\mathbf m_p, \operatorname{diag}\boldsymbol\sigma_p^2)`,
     the standard normal unless ``prior_mean`` / ``prior_log_std`` are given. With ``kl="analytic"``,
 
@@ -74,7 +74,7 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, rng=None, num_samp
 
     the KL from :func:`~vae_from_scratch.numpy.distributions.kl_normal_diag`; with ``kl="sampled"``
     the KL is estimated by the same samples, :math:`\log q_\phi(\mathbf z^{(s)}\mid\mathbf x)
-    - \log p(\mathbf z^{(s)})` (eq. 2.10 estimated as in eqs. 2.27-2.29). Both are unbiased.
+    - \log p(\mathbf z^{(s)})` (K&W eq. 2.10 estimated as in K&W eqs. 2.27-2.29). Both are unbiased.
 
     Parameters
     ----------

@@ -81,7 +81,7 @@ def elbo_gaussian(x, W, b, log_s, mean, scale_tril):
     (``mean`` = :math:`\mathbf m` of shape ``(..., K)``, ``scale_tril`` = lower-triangular :math:`\mathbf L`
     of shape ``(K, K)`` or ``(..., K, K)``; a diagonal ``L`` gives a factorized q).
 
-    Every term of monograph eq. 2.10 is a Gaussian expectation of a quadratic:
+    Every term of K&W eq. 2.10 is a Gaussian expectation of a quadratic:
 
     .. math::
         \mathcal L(q) =
@@ -108,7 +108,7 @@ def elbo_gaussian(x, W, b, log_s, mean, scale_tril):
 
 def kl_to_posterior(x, W, b, log_s, mean, scale_tril):
     r"""Exact :math:`D_{KL}\big(\mathcal N(\mathbf m, \mathbf L\mathbf L^\top)\,\|\,p_\theta(\mathbf z\mid\mathbf x)\big)`,
-    the gap :math:`\log p_\theta(\mathbf x) - \mathcal L(q)` of monograph eq. 2.8.
+    the gap :math:`\log p_\theta(\mathbf x) - \mathcal L(q)` of K&W eq. 2.8.
 
     With the posterior :math:`\mathcal N(\boldsymbol\mu, \boldsymbol\Lambda^{-1})`,
     :math:`\boldsymbol\Lambda = \mathbf I + \mathbf W^\top\mathbf W/s^2` (see :func:`posterior`),

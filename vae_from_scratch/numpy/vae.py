@@ -9,7 +9,7 @@ The model (monograph sections 1.7.3 and 2.5; Kingma & Welling 2014, appendix C):
     q_\phi(\mathbf z \mid \mathbf x) = \mathcal N\big(\boldsymbol\mu, \operatorname{diag}\boldsymbol\sigma^2\big),
     \ (\boldsymbol\mu, \log\boldsymbol\sigma) = \mathrm{EncoderNN}_\phi(\mathbf x)
 
-(monograph eqs. 2.36-2.37 for the encoder; one encoder for every data point: *amortized* inference).
+(K&W eqs. 2.36-2.37 for the encoder; one encoder for every data point: *amortized* inference).
 
 Parameters are a pytree ``{"encoder": [(W, b), ...], "decoder": [(W, b), ...]}`` of float64 arrays,
 each layer computing ``h @ W + b``; hidden layers use ``tanh`` (or ``relu``), the last layer is linear.
@@ -78,7 +78,7 @@ def latent_dim_of(params):
 
 def encode(params, x, activation="tanh"):
     r"""Encoder :math:`(\boldsymbol\mu, \log\boldsymbol\sigma) = \mathrm{EncoderNN}_\phi(\mathbf x)`
-    (monograph eq. 2.36); ``x`` (..., D) -> two arrays (..., K)."""
+    (K&W eq. 2.36); ``x`` (..., D) -> two arrays (..., K)."""
     out = mlp(params["encoder"], x, activation)
     K = out.shape[-1] // 2
     return out[..., :K], out[..., K:]
@@ -86,7 +86,7 @@ def encode(params, x, activation="tanh"):
 
 def decode(params, z, activation="tanh"):
     r"""Decoder logits :math:`\boldsymbol\lambda = \mathrm{DecoderNN}_\theta(\mathbf z)`, so that
-    :math:`p_\theta(x_j = 1 \mid \mathbf z) = \operatorname{sigmoid}(\lambda_j)` (monograph eq. 1.17)."""
+    :math:`p_\theta(x_j = 1 \mid \mathbf z) = \operatorname{sigmoid}(\lambda_j)` (K&W eqs. 1.16-1.17)."""
     return mlp(params["decoder"], z, activation)
 
 
@@ -102,7 +102,7 @@ def elbo(params, x, eps, activation="tanh"):
           - D_{KL}\big(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p(\mathbf z)\big),
         \qquad \mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma \odot \boldsymbol\epsilon^{(s)}
 
-    (Kingma & Welling 2014, eq. 10; monograph eqs. 2.25-2.29 with the KL term computed exactly).
+    (Kingma & Welling 2014, eq. 10; K&W eqs. 2.25-2.29 with the KL term computed exactly).
     ``x`` is binary ``(B, D)``; ``eps`` is ``(B, K)`` (one sample) or ``(S, B, K)``.
     """
     mean, log_std = encode(params, x, activation)
@@ -118,8 +118,8 @@ def log_weights(params, x, eps, activation="tanh"):
     \mid \mathbf x)` with :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`.
 
     ``eps`` is ``(S, B, K)``; returns ``(S, B)``. Their mean over ``S`` is the ELBO estimator of
-    monograph eq. 2.29 (KL sampled); their log-mean-exp is the importance-sampled
-    :math:`\log p_\theta(\mathbf x)` of eq. 2.57, the IWAE bound of Burda et al. (2016).
+    K&W eq. 2.29 (KL sampled); their log-mean-exp is the importance-sampled
+    :math:`\log p_\theta(\mathbf x)` of K&W eq. 2.57, the IWAE bound of Burda et al. (2016).
     """
     mean, log_std = encode(params, x, activation)
     z = sample_normal_diag(mean, log_std, eps)
@@ -130,14 +130,14 @@ def log_weights(params, x, eps, activation="tanh"):
 
 def iwae(params, x, eps, activation="tanh"):
     r"""Importance-sampled :math:`\log p_\theta(\mathbf x)` with the ``S`` samples of ``eps`` ``(S, B, K)``,
-    shape ``(B,)``: :math:`\operatorname{logmeanexp}_s\, w_s` over :func:`log_weights` (monograph eq. 2.57),
+    shape ``(B,)``: :math:`\operatorname{logmeanexp}_s\, w_s` over :func:`log_weights` (K&W eq. 2.57),
     whose expectation is the IWAE bound :math:`\mathcal L_S` (Burda et al. 2016, eq. 8)."""
     return logmeanexp(log_weights(params, x, eps, activation), axis=0)
 
 
 def minibatch_elbo(params, x, eps, activation="tanh"):
     r"""The minibatch objective :math:`\frac1M \sum_{i \in \mathcal M} \tilde{\mathcal L}(\mathbf x^{(i)})`,
-    an unbiased estimate of the average per-datapoint ELBO (monograph eq. 2.13)."""
+    an unbiased estimate of the average per-datapoint ELBO (K&W eq. 2.13)."""
     return np.mean(elbo(params, x, eps, activation))
 
 

@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..numpy.distributions import NON_FINITE_LOG_STD  # one message for both backends
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -29,17 +31,23 @@ def log_standard_normal(x):
     return -0.5 * (x.pow(2) + LOG_2PI).sum(-1)
 
 
-def log_normal_diag(x, mean, log_std):
+def log_normal_diag(x, mean, log_std, validate=True):
     r""":math:`\log \mathcal N(\mathbf x; \boldsymbol\mu, \operatorname{diag} e^{2\log\boldsymbol\sigma})`,
-    summed over the last axis (monograph eq. 2.37)."""
+    summed over the last axis (K&W eqs. 2.37 and 2.44).
+
+    ``validate=True`` refuses a non-finite ``log_std`` (at ``-inf`` the formula returns NaN) with a
+    ``ValueError``; that check reads a value back from the device (a host synchronization), so
+    training loops pass ``validate=False``."""
     _check_event(x=x, mean=mean, log_std=log_std)
+    if validate:
+        _check_finite_log_std(log_std)
     z = (x - mean) * torch.exp(-log_std)
     return -(log_std + 0.5 * LOG_2PI + 0.5 * z.pow(2)).sum(-1)
 
 
 def bernoulli_log_likelihood(x, logits, validate=True):
     r""":math:`\sum_j x_j \lambda_j - \operatorname{softplus}(\lambda_j)`: the Bernoulli log-likelihood
-    of binary ``x`` from logits, finite for any finite logit (monograph eq. 1.26-1.27).
+    of binary ``x`` from logits, finite for any finite logit (K&W eqs. 1.17-1.18).
 
     ``validate=True`` checks that ``x`` holds only 0 and 1; that check reads a value back from the
     device (a host synchronization), so a training loop that has checked its data once passes
@@ -75,7 +83,7 @@ def kl_normal_diag(mean_q, log_std_q, mean_p, log_std_p):
 
 def sample_normal_diag(mean, log_std, eps=None, generator=None, sample_shape=()):
     r"""Reparameterized sample :math:`\boldsymbol\mu + e^{\log\boldsymbol\sigma} \odot \boldsymbol\epsilon`
-    (monograph eq. 2.38).
+    (K&W eq. 2.40).
 
     Pass the noise ``eps`` itself, or let it be drawn with ``generator`` (a ``torch.Generator`` on the
     parameters' device) with shape ``sample_shape + broadcast(mean, log_std).shape``.
@@ -87,6 +95,12 @@ def sample_normal_diag(mean, log_std, eps=None, generator=None, sample_shape=())
     else:
         _check_event(mean=mean, log_std=log_std, eps=eps)
     return mean + torch.exp(log_std) * eps
+
+
+def _check_finite_log_std(log_std):
+    # bool() of a tensor reads it back to the host: one device synchronization
+    if not bool(torch.isfinite(log_std.detach()).all()):
+        raise ValueError(NON_FINITE_LOG_STD)
 
 
 def _check_event(**tensors):

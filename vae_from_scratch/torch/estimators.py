@@ -6,7 +6,7 @@ For training, use the surrogates directly: the gradient of ``surrogate.mean()`` 
 parameters is the ``S``-sample estimator (e.g. ``(-score_function_surrogate(f, log_q, "leave-one-out")
 .mean()).backward()``).
 
-Sources: Kingma & Welling (2019) eq. 2.20-2.29 and 2.72-2.73; Roeder et al. (2017); Williams (1992).
+Sources: K&W eqs. 2.20-2.29 and 2.72-2.73; Roeder et al. (2017); Williams (1992).
 """
 
 import torch
@@ -52,13 +52,13 @@ def per_sample_gradients(fun, phi, noise):
 
 
 def reparam_gradient(f, sample, phi, eps):
-    r""":math:`\nabla_\phi f(\mathbf g(\boldsymbol\epsilon_s, \phi))` per sample (eq. 2.22-2.24)."""
+    r""":math:`\nabla_\phi f(\mathbf g(\boldsymbol\epsilon_s, \phi))` per sample (K&W eqs. 2.22-2.24)."""
     return per_sample_gradients(lambda p, e: f(sample(p, e)), phi, eps)
 
 
 def elbo_surrogate(log_joint, sample, log_q, phi, eps):
     r""":math:`\log p(\mathbf x,\mathbf z_s) - \log q_\phi(\mathbf z_s)` with
-    :math:`\mathbf z_s=\mathbf g(\boldsymbol\epsilon_s,\phi)` (eq. 2.27-2.29); its gradient is the standard
+    :math:`\mathbf z_s=\mathbf g(\boldsymbol\epsilon_s,\phi)` (K&W eqs. 2.27-2.29); its gradient is the standard
     reparameterization gradient."""
     z = sample(phi, eps)
     return log_joint(z) - log_q(phi, z)
@@ -91,7 +91,7 @@ def score_function_surrogate(f_values, log_q_values, baseline=None):
 
 def score_function_gradient(f, log_q, phi, z, baseline=None):
     r"""Per-sample score-function gradients :math:`(f(\mathbf z_s)-b_s)\nabla_\phi\log q_\phi(\mathbf z_s)`
-    (eq. 2.72-2.73); ``z`` is treated as a constant and ``f`` is only evaluated."""
+    (K&W eqs. 2.72-2.73); ``z`` is treated as a constant and ``f`` is only evaluated."""
     z = z.detach()
     with torch.no_grad():
         weights = _centered(f(z), baseline)

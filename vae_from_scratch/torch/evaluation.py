@@ -1,7 +1,7 @@
 r"""Importance-sampled :math:`\log p(\mathbf x)`, the IWAE bound and the amortization gap in PyTorch.
 
 Same names and conventions as :mod:`vae_from_scratch.numpy.evaluation` (see there for the math:
-monograph eqs. 2.56-2.57, Burda et al. 2016). :func:`importance_log_likelihood` works in blocks of
+K&W eqs. 2.56-2.57, Burda et al. 2016). :func:`importance_log_likelihood` works in blocks of
 data points times samples, so ``k = 5000`` over the 10,000 MNIST test images runs in bounded memory on
 a laptop or a GPU; results stay on the device until the end (one host copy per call).
 
@@ -32,7 +32,7 @@ def iwae_bound(log_w):
 
 
 def elbo_from_log_weights(log_w):
-    r"""The ELBO estimate :math:`\frac1k\sum_k w_k` of log-weights ``(k, ...)`` (monograph eq. 2.29)."""
+    r"""The ELBO estimate :math:`\frac1k\sum_k w_k` of log-weights ``(k, ...)`` (K&W eq. 2.29)."""
     return log_w.mean(0)
 
 
@@ -53,7 +53,7 @@ def iwae_curve(log_w, ks):
 @torch.no_grad()
 def importance_log_likelihood(log_weight_fn, x, k, latent_dim, generator=None, eps=None,
                               batch_size=100, sample_batch_size=500):
-    r"""Importance-sampled :math:`\log p(\mathbf x)` (monograph eq. 2.57) for each row of ``x``, ``(N,)``.
+    r"""Importance-sampled :math:`\log p(\mathbf x)` (K&W eq. 2.57) for each row of ``x``, ``(N,)``.
 
     ``log_weight_fn(x_batch, eps_batch)``: data ``(b, D)`` and standard-normal noise
     ``(s, b, latent_dim)`` to log-weights ``(s, b)`` (for a :class:`~vae_from_scratch.torch.vae.VAE`,
@@ -145,7 +145,7 @@ def gaussian_log_weights(model, x, mean, log_std, eps):
     Gaussian proposal ``(mean, log_std)`` (``(B, K)`` each) and noise ``eps`` ``(S, B, K)``: ``(S, B)``."""
     z = sample_normal_diag(mean, log_std, eps=eps)
     return (log_standard_normal(z) + bernoulli_log_prob(x, model.decode(z))
-            - log_normal_diag(z, mean, log_std))
+            - log_normal_diag(z, mean, log_std, validate=False))
 
 
 @torch.no_grad()

@@ -6,11 +6,12 @@ value per data point returned), batched and device-agnostic.
     \mathcal L_{\theta,\phi}(\mathbf x)
     = \mathbb E_{q_\phi(\mathbf z\mid\mathbf x)}\big[\log p_\theta(\mathbf x\mid\mathbf z)
       + \log p_\theta(\mathbf z) - \log q_\phi(\mathbf z\mid\mathbf x)\big]
-    \qquad\text{(monograph eq. 2.10; estimators eqs. 2.27-2.29)}
+    \qquad\text{(K&W eq. 2.10; estimators K&W eqs. 2.27-2.29)}
 """
 
 import torch
 
+from .collapse import free_bits_kl, warmup_beta
 from .distributions import kl_normal_diag, log_normal_diag, sample_normal_diag
 
 KL_MODES = ("analytic", "sampled")
@@ -19,7 +20,7 @@ KL_MODES = ("analytic", "sampled")
 def elbo(log_px_given_z, log_pz, log_qz):
     r""":math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)}) + \log p_\theta(\mathbf z^{(s)})
     - \log q_\phi(\mathbf z^{(s)}\mid\mathbf x)`: the Monte Carlo ELBO from per-sample terms of shape
-    ``(S, ...)`` (broadcasting), averaged over the leading sample axis (monograph eq. 2.10)."""
+    ``(S, ...)`` (broadcasting), averaged over the leading sample axis (K&W eq. 2.10)."""
     _check_samples(log_px_given_z=log_px_given_z, log_pz=log_pz, log_qz=log_qz)
     return (log_px_given_z + log_pz - log_qz).mean(0)
 
@@ -38,7 +39,7 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, generator=None, nu
                      kl="analytic", prior_mean=None, prior_log_std=None):
     r"""Monte Carlo ELBO of a diagonal-Gaussian encoder with reparameterized samples
     :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`
-    (monograph eqs. 2.36-2.38), against the prior :math:`\mathcal N(\mathbf m_p,
+    (K&W eqs. 2.36-2.40), against the prior :math:`\mathcal N(\mathbf m_p,
     \operatorname{diag}\boldsymbol\sigma_p^2)` (standard normal by default).
 
     ``kl="analytic"``: :math:`\frac1S\sum_s\log p_\theta(\mathbf x\mid\mathbf z^{(s)}) - D_{KL}(q\|p)`,
@@ -103,19 +104,65 @@ def _check_samples(**tensors):
 # loop calls it without knowing which one it is. New objectives register a factory in OBJECTIVES.
 
 
+class ELBOObjective:
+    r"""The ELBO with two composable modifications of its KL term (K&W section 2.8.1), chapter 6:
+
+    .. math::
+        \text{surrogate} = \frac1B\sum_i \log p_\theta(\mathbf x_i\mid\mathbf z_i)
+        - \beta(\text{progress})\,\tilde D,\qquad
+        \tilde D = \begin{cases}\frac1B\sum_i D_{KL}(q(\mathbf z\mid\mathbf x_i)\|p) & \lambda = \text{None}\\
+        \sum_j\max\big(\lambda, \frac1B\sum_i D_{KL,j}(\mathbf x_i)\big) & \text{free bits (K\&W eq. 2.69)}\end{cases}
+
+    with :math:`\beta` the linear warm-up :func:`~vae_from_scratch.torch.collapse.warmup_beta` over the
+    first ``kl_warmup`` fraction of training (0: none) and free bits over ``free_bits_groups`` groups of
+    consecutive latent dimensions (:func:`~vae_from_scratch.torch.collapse.free_bits_kl`; Kingma et al.
+    2016, appendix C). With neither it is the plain ELBO of one reparameterized sample and the
+    posterior's closed-form KL where it has one (Kingma & Welling 2014, eq. 10).
+
+    ``bound`` is always the true ELBO per data point. While :math:`\beta < 1` the surrogate is *above*
+    the ELBO and can exceed :math:`\log p(\mathbf x)`: it is not a bound. Free bits move it the other
+    way (:math:`\max(\lambda, D)\ge D`): never above the ELBO, but its maximizer is not the ELBO's.
+    """
+
+    def __init__(self, kl_warmup=0.0, free_bits=None, free_bits_groups=None):
+        warmup_beta(0.0, kl_warmup)  # checks kl_warmup
+        if free_bits is not None and not free_bits >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats, got {free_bits}")
+        if free_bits is None and free_bits_groups is not None:
+            raise ValueError("free_bits_groups needs free_bits")
+        self.kl_warmup, self.free_bits = float(kl_warmup), free_bits
+        self.free_bits_groups = free_bits_groups
+
+    def __call__(self, model, x, generator=None, progress=0.0):
+        if self.free_bits is None and self.kl_warmup == 0.0:
+            value = model.elbo(x, generator=generator)      # the plain ELBO
+            return value.mean(), value
+        terms = model.elbo_terms(x, generator=generator)
+        bound = terms["rec"] - terms["kl"]
+        if self.free_bits is None:
+            kl_term = terms["kl"].mean()
+        else:
+            if terms["kl_per_dim"] is None:
+                raise ValueError("free bits need a posterior with a closed-form KL per dimension")
+            kl_term = free_bits_kl(terms["kl_per_dim"], self.free_bits, self.free_bits_groups)
+        surrogate = terms["rec"].mean() - warmup_beta(progress, self.kl_warmup) * kl_term
+        return surrogate, bound.detach()
+
+
 def elbo_objective(config=None):
-    r"""The ELBO with one reparameterized sample and the posterior's closed-form KL where it has one
-    (Kingma & Welling 2014, eq. 10): surrogate and bound are the same."""
-    def objective(model, x, generator=None, progress=0.0):
-        value = model.elbo(x, generator=generator)
-        return value.mean(), value
-    return objective
+    r"""The ELBO objective of ``config`` (:class:`ELBOObjective` with the config's ``kl_warmup``,
+    ``free_bits`` and ``free_bits_groups``; the plain ELBO without them)."""
+    return ELBOObjective(kl_warmup=getattr(config, "kl_warmup", 0.0) or 0.0,
+                         free_bits=getattr(config, "free_bits", None),
+                         free_bits_groups=getattr(config, "free_bits_groups", None))
 
 
 def iwae_objective(config=None):
     r"""The importance-weighted bound with ``config.k`` samples (Burda et al. 2016, eq. 8; K&W eq. 2.57
     used as an objective)."""
     k = getattr(config, "k", 5) if config is not None else 5
+    if getattr(config, "kl_warmup", 0.0) or getattr(config, "free_bits", None) is not None:
+        raise ValueError("KL warm-up and free bits apply to the ELBO objective, not to iwae")
 
     def objective(model, x, generator=None, progress=0.0):
         value = model.iwae(x, k=k, generator=generator)

@@ -75,7 +75,7 @@ def sample(generator, n, W, b, log_s):
 def elbo_gaussian(x, W, b, log_s, mean, scale_tril):
     r"""Exact ELBO of :math:`q = \mathcal N(\mathbf m, \mathbf L\mathbf L^\top)` (``scale_tril`` lower
     triangular, ``(K, K)`` or ``(..., K, K)``); see :func:`vae_from_scratch.numpy.testbed.elbo_gaussian`
-    for the formula (monograph eq. 2.10 in closed form)."""
+    for the formula (K&W eq. 2.10 in closed form)."""
     _check(x, W, b)
     log_s = _as_tensor(log_s, W)
     D, K = W.shape
@@ -92,7 +92,7 @@ def elbo_gaussian(x, W, b, log_s, mean, scale_tril):
 
 def kl_to_posterior(x, W, b, log_s, mean, scale_tril):
     r"""Exact :math:`D_{KL}(\mathcal N(\mathbf m, \mathbf L\mathbf L^\top)\,\|\,p_\theta(\mathbf z\mid\mathbf x))`,
-    the gap between :math:`\log p_\theta(\mathbf x)` and the ELBO (monograph eq. 2.8); see
+    the gap between :math:`\log p_\theta(\mathbf x)` and the ELBO (K&W eq. 2.8); see
     :func:`vae_from_scratch.numpy.testbed.kl_to_posterior`."""
     _check(x, W, b)
     log_s = _as_tensor(log_s, W)

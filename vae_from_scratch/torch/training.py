@@ -1,12 +1,19 @@
-"""Training a :class:`~vae_from_scratch.torch.vae.VAE`: a fast loop, atomic resumable checkpoints, metrics.
+r"""Training a :class:`~vae_from_scratch.torch.vae.VAE`: a fast loop, atomic resumable checkpoints, metrics.
 
 What makes the loop fast and safe (the CLI ``python -m vae_from_scratch train`` calls :func:`train`):
 
 * the whole training set lives on the device as **one tensor**; each epoch draws one permutation
   (on the CPU, from a seeded generator) and minibatches are ``index_select`` s of it: no
   ``DataLoader``, no per-example Python, no host-to-device copies per step;
-* **no host synchronization per step**: the objective is summed into a device tensor and read once per
-  epoch (``.item()`` forces the host to wait for the device; once per epoch is free);
+* **no host synchronization per step**: each step's summed objective is kept on the device and read
+  once per epoch (``.item()`` forces the host to wait for the device; once per epoch is free);
+* **little besides arithmetic per step**: Adam is the fused implementation (one kernel for all
+  parameters instead of about ten element-wise operations per parameter tensor, see
+  :func:`make_optimizer`), the bookkeeping is one operation per step, the default VAE's ELBO step
+  has its backward pass written out (:mod:`vae_from_scratch.torch.fused_step`, checked against
+  autograd; other parts and objectives use autograd), and ``compile=True`` hands the objective's
+  forward and backward to ``torch.compile`` (optional: it costs seconds to compile and helps little
+  on a CPU; see ``benchmarks/README.md``);
 * **NaN and inf are caught**: a device-side flag records the first non-finite step; at the end of the
   epoch :class:`TrainingDiverged` is raised with the epoch, the step and advice; the last good
   checkpoint is left untouched;
@@ -14,7 +21,12 @@ What makes the loop fast and safe (the CLI ``python -m vae_from_scratch train`` 
   with ``os.replace`` (atomic on POSIX and Windows), so a crash never leaves a half-written checkpoint;
 * **resumable, bit for bit**: a checkpoint holds the model, Adam's state, both random generators and the
   history; resuming from epoch ``e`` gives the same parameters as an uninterrupted run (on a CPU;
-  GPU kernels may be nondeterministic).
+  GPU kernels may be nondeterministic);
+* **learning-rate schedules by epoch**: ``schedule="burda"`` is Burda et al.'s (2016, section 5):
+  learning rate :math:`10^{-3}\cdot 10^{-i/7}` for :math:`3^i` epochs, :math:`i = 0,\dots,7`
+  (3,280 epochs), with their Adam settings (:math:`\beta_1 = 0.9`, :math:`\beta_2 = 0.999`,
+  :math:`\epsilon = 10^{-4}`); the rate is a function of the epoch alone, so a run resumes
+  mid-schedule.
 """
 
 import json
@@ -30,6 +42,7 @@ import torch
 
 from .device import default_device
 from .evaluation import vae_log_likelihood
+from .collapse import active_units
 from .objectives import OBJECTIVES, make_objective
 from .vae import DECODERS, POSTERIORS, build_vae
 
@@ -37,6 +50,12 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 DATASETS = ("mnist", "digits")
 DIGITS_SPLIT = {"train": slice(0, 1297), "valid": slice(1297, 1547), "test": slice(1547, 1797)}
+SCHEDULES = ("constant", "burda")
+#: Burda et al. (2016), section 5: 3^i epochs at 10^(-i/7) times the base rate, i = 0..7.
+BURDA_STAGES = 8
+BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
+#: Adam's epsilon per schedule (Burda et al. used 1e-4; torch's default is 1e-8).
+ADAM_EPS = {"constant": 1e-8, "burda": 1e-4}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -65,6 +84,13 @@ class TrainConfig:
     limit: int = None            # use only the first `limit` training images
     validate: bool = True        # ELBO on the validation split after every epoch
     init_output_bias: bool = True  # decoder output bias = logit of the mean training image
+    kl_warmup: float = 0.0       # the ELBO's KL weight rises from 0 to 1 over this fraction of training
+    free_bits: float = None      # free bits: lambda, nats per group of latent dimensions (None: off)
+    free_bits_groups: int = None  # groups of consecutive latent dimensions (None: one per dimension)
+    schedule: str = "constant"   # "constant" (lr throughout) or "burda" (lr * 10^(-i/7) for 3^i epochs)
+    compile: bool = False        # torch.compile the objective (optional; see benchmarks/README.md)
+    fused_step: object = "auto"  # hand-written backward of the default VAE's ELBO (torch/fused_step.py):
+                                 # "auto" (where it applies and compile is off), True, or False
     extra: dict = field(default_factory=dict)
 
     def check(self):
@@ -79,8 +105,11 @@ class TrainConfig:
         if self.k < 1 or self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need k >= 1, epochs >= 0, batch_size >= 1, lr > 0; got k={self.k}, "
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.objective == "elbo" and self.k != 1:
             raise ValueError("k > 1 needs --objective iwae (the ELBO here uses one sample)")
+        make_objective(self)  # checks kl_warmup, free_bits and free_bits_groups
         return self
 
     def model_spec(self):
@@ -90,6 +119,39 @@ class TrainConfig:
                 "posterior": self.posterior, "decoder": self.decoder,
                 "posterior_options": self.posterior_options,
                 "decoder_options": self.decoder_options}
+
+
+def learning_rate(config, epoch):
+    r"""The learning rate of epoch ``epoch`` (counted from 0) under ``config.schedule``.
+
+    ``"burda"``: :math:`\text{lr}\cdot 10^{-i/7}` during the :math:`3^i` epochs of stage :math:`i`
+    (stage 0 is epoch 0, stage 1 epochs 1-3, stage 2 epochs 4-12, ...; Burda et al. 2016, section 5);
+    epochs past the 3,280 of the schedule stay at the last rate.
+    """
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule == "burda":
+        stage, end = 0, 1
+        while epoch >= end and stage < BURDA_STAGES - 1:
+            stage += 1
+            end += 3**stage
+        return config.lr * 10 ** (-stage / 7)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
+
+
+def make_optimizer(parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    """Adam (Kingma & Ba 2015), the fused implementation where this torch has one.
+
+    The fused kernel updates every parameter tensor in one pass (torch >= 2.4 on CPU and CUDA); the
+    default implementation runs about ten element-wise operations per parameter tensor, which on a
+    CPU cost about a quarter of a training step of Burda et al.'s model (``benchmarks/README.md``). Same
+    update rule, same ``state_dict`` (checkpoints move between the two).
+    """
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=eps, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or torch without the fused kernel
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=eps)
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -135,37 +197,78 @@ def init_output_bias(model, data, clip=1e-3):
 
 
 def run_epoch(model, optimizer, data, batch_size, objective="elbo", k=1, perm_generator=None,
-              noise_generator=None, on_step=None, progress=(0.0, 1.0)):
+              noise_generator=None, on_step=None, progress=(0.0, 1.0), step=None):
     """One pass over ``data`` (a device tensor) in shuffled minibatches; returns device tensors
     ``(mean bound per data point, index of the first non-finite step or -1)``.
 
-    ``objective``: a training objective of :mod:`vae_from_scratch.torch.objectives` (a callable), or
-    its name (with ``k`` samples for ``"iwae"``). ``progress``: the fraction of training done at the
-    start and at the end of this epoch (for schedules such as KL warm-up).
-    Nothing here waits for the device: the bound is accumulated on it and ``on_step`` (e.g. a
-    progress bar's ``update``) receives no tensor.
+    ``objective``: a training objective of :mod:`vae_from_scratch.torch.objectives` (a callable
+    ``objective(model, x, generator, progress) -> (surrogate, bound)``, possibly compiled, see
+    :func:`compile_objective`), or its name (with ``k`` samples for ``"iwae"``). ``progress``: the
+    fraction of training done at the start and at the end of this epoch (for schedules such as KL
+    warm-up). Nothing here waits for the device: each step's summed bound stays on it (one operation
+    per step), and ``on_step`` (e.g. a progress bar's ``update``) receives no tensor.
+    ``step``: a whole training step ``step(model, optimizer, x, generator) -> bound`` that replaces
+    the objective, backward and optimizer step (:func:`vae_from_scratch.torch.fused_step.elbo_step`).
     """
     if isinstance(objective, str):
         objective = make_objective(TrainConfig(objective=objective, k=k))
     n = data.shape[0]
     steps = max(1, math.ceil(n / batch_size))
     perm = torch.randperm(n, generator=perm_generator).to(data.device, non_blocking=True)
-    total = torch.zeros((), device=data.device, dtype=_accumulator_dtype(data.device))
-    first_bad = torch.full((), -1, device=data.device, dtype=torch.long)
-    for step, start in enumerate(range(0, n, batch_size)):
+    sums = []
+    for i, start in enumerate(range(0, n, batch_size)):
         batch = data.index_select(0, perm[start:start + batch_size])
-        done = progress[0] + (progress[1] - progress[0]) * step / steps
-        surrogate, bound = objective(model, batch, noise_generator, done)
-        optimizer.zero_grad(set_to_none=True)
-        (-surrogate).backward()
-        optimizer.step()
-        detached = bound.detach().sum()
-        total += detached
-        bad = ~torch.isfinite(detached) & (first_bad < 0)
-        first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
+        done = progress[0] + (progress[1] - progress[0]) * i / steps
+        if step is not None:
+            bound = step(model, optimizer, batch, noise_generator)
+        else:
+            surrogate, bound = objective(model, batch, noise_generator, done)
+            optimizer.zero_grad(set_to_none=True)
+            (-surrogate).backward()
+            optimizer.step()
+        sums.append(bound.detach().sum())
         if on_step is not None:
             on_step()
-    return total / n, first_bad
+    if not sums:
+        raise ValueError("run_epoch: the data has no rows")
+    sums = torch.stack(sums).to(_accumulator_dtype(data.device))
+    bad = ~torch.isfinite(sums)
+    index = torch.arange(len(sums), device=sums.device)
+    first = torch.where(bad, index, len(sums)).min()
+    first_bad = torch.where(first < len(sums), first, -1)
+    return sums.sum() / n, first_bad
+
+
+def training_step(model, config):
+    """The whole-step function for :func:`run_epoch`, or None for the objective + autograd path.
+
+    ``config.fused_step``: ``"auto"`` uses :func:`vae_from_scratch.torch.fused_step.elbo_step` where it
+    applies (the plain single-sample ELBO, without KL warm-up or free bits, of a tanh MLP VAE with the
+    diagonal posterior and the Bernoulli decoder) and ``config.compile`` is off; ``True`` requires it; ``False`` never uses it.
+    """
+    from . import fused_step
+
+    if config.fused_step not in ("auto", True, False):
+        raise ValueError(f"fused_step must be 'auto', True or False, got {config.fused_step!r}")
+    plain_elbo = not getattr(config, "kl_warmup", 0.0) and getattr(config, "free_bits", None) is None
+    applies = plain_elbo and fused_step.supports(model, config.objective)
+    if config.fused_step is True and not applies:
+        raise ValueError("fused_step=True needs the ELBO objective, a tanh MLP, the diagonal posterior "
+                         "and the Bernoulli decoder")
+    if config.fused_step is True or (config.fused_step == "auto" and applies and not config.compile):
+        return fused_step.elbo_step
+    return None
+
+
+def compile_objective(objective, mode=None):
+    """``objective`` through ``torch.compile``: its forward and backward become generated kernels
+    (the noise is still drawn eagerly with the generator, where dynamo breaks the graph).
+
+    Optional (``TrainConfig.compile``, CLI ``--compile``): compiling costs seconds on the first steps,
+    needs a C compiler on a CPU, and on a CPU helps little (``benchmarks/README.md``). ``mode`` is
+    ``torch.compile``'s (e.g. ``"reduce-overhead"``: CUDA graphs on a GPU).
+    """
+    return torch.compile(objective, dynamic=False, mode=mode)
 
 
 @torch.no_grad()
@@ -181,22 +284,49 @@ def evaluate_elbo(model, data, batch_size=1000, seed=0):
     return total / data.shape[0]
 
 
+@torch.no_grad()
+def latent_usage(model, data, batch_size=1000):
+    r"""How much of the latent code the model uses on ``data`` (chapter 6): ``kl`` (mean KL per data
+    point, nats), ``kl_per_dim`` (its split over the latent dimensions, a list) and ``active_units``
+    (Burda et al. 2016: units whose exact posterior mean varies over the data by more than 0.01).
+    Empty for a posterior without a closed-form KL per dimension or mean."""
+    was_training = model.training
+    model.eval()
+    means, kls = [], []
+    try:
+        for start in range(0, data.shape[0], batch_size):
+            params = model.encode(data[start:start + batch_size])
+            mean, kl_dims = model.posterior.mean(params), model.posterior.kl_per_dim(params)
+            if mean is None or kl_dims is None:
+                return {}
+            means.append(mean)
+            kls.append(kl_dims.sum(0))
+    finally:
+        model.train(was_training)
+    kl_dims = torch.stack(kls).sum(0) / data.shape[0]
+    return {"kl": float(kl_dims.sum()), "kl_per_dim": [round(v, 5) for v in kl_dims.tolist()],
+            "active_units": active_units(torch.cat(means))}
+
+
 def _accumulator_dtype(device):
     return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
 
 
 def train(config, out_dir=None, resume=False, device=None, progress=False, train_data=None,
-          valid_data=None, log=print):
+          valid_data=None, log=print, overwrite=False):
     """Train a VAE as ``config`` says; returns ``(model, metrics)``.
 
     With ``out_dir``, a checkpoint (``checkpoint.pt``) and ``metrics.json`` are written atomically
     after every epoch; with ``resume=True`` training continues from that checkpoint up to
     ``config.epochs`` epochs in total. ``train_data`` / ``valid_data`` (uint8 arrays) override the
-    data set's splits. Raises :class:`TrainingDiverged` on NaN/inf.
+    data set's splits. Raises :class:`TrainingDiverged` on NaN/inf. A fresh run (no ``resume``) into
+    an ``out_dir`` that already holds a checkpoint raises :class:`CheckpointExists` before anything
+    is written, unless ``overwrite=True``.
     """
     config.check()
     device = torch.device(device) if device is not None else default_device()
     out_dir = Path(out_dir) if out_dir is not None else None
+    _refuse_to_overwrite(out_dir, resume, overwrite)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -216,9 +346,13 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                           posterior_options=config.posterior_options,
                           decoder_options=config.decoder_options).to(device)
     objective = make_objective(config)
+    if config.compile:
+        objective = compile_objective(objective)
+    step = training_step(model, config)
     if config.init_output_bias:
         init_output_bias(model, data)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model.parameters(), lr=learning_rate(config, 0),
+                               eps=ADAM_EPS[config.schedule])
     perm_generator = torch.Generator().manual_seed(config.seed)
     noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     metrics = {"config": asdict(config), "model": model.config(), "device": str(device),
@@ -237,7 +371,7 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:
-            group["lr"] = config.lr
+            group["eps"] = ADAM_EPS[config.schedule]
         perm_generator.set_state(state["perm_rng"])
         noise_generator.set_state(state["noise_rng"])
         start_epoch = state["epoch"]
@@ -250,11 +384,14 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     try:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
             mean_objective, first_bad = run_epoch(
                 model, optimizer, data, config.batch_size, objective=objective,
                 perm_generator=perm_generator, noise_generator=noise_generator,
                 on_step=bar.update if bar else None,
-                progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)))
+                progress=(epoch / max(config.epochs, 1), (epoch + 1) / max(config.epochs, 1)),
+                step=step)
             value, bad_step = float(mean_objective), int(first_bad)  # the one sync of the epoch
             if bad_step >= 0 or not math.isfinite(value):
                 metrics["status"] = "diverged"
@@ -262,9 +399,10 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
                     atomic_write_json(metrics, out_dir / METRICS)
                 raise TrainingDiverged(_diverged_message(epoch + 1, bad_step, config, checkpoint_path))
             record = {"epoch": epoch + 1, f"train_{config.objective}": value,
-                      "seconds": time.perf_counter() - t0}
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
             if valid is not None:
                 record["valid_elbo"] = float(evaluate_elbo(model, valid, seed=config.seed + epoch))
+                record.update(latent_usage(model, valid))
             metrics["epochs"].append(record)
             if bar:
                 bar.set_postfix({f"train {config.objective}": f"{value:.2f}",
@@ -280,6 +418,21 @@ def train(config, out_dir=None, resume=False, device=None, progress=False, train
     if out_dir is not None:
         atomic_write_json(metrics, out_dir / METRICS)
     return model, metrics
+
+
+class CheckpointExists(ValueError):
+    """A fresh training run would overwrite the checkpoint of an earlier run."""
+
+
+def _refuse_to_overwrite(out_dir, resume, overwrite):
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run "
+                         "in --out, --overwrite replaces it")
+    if out_dir is not None and not resume and not overwrite and (out_dir / CHECKPOINT).exists():
+        raise CheckpointExists(
+            f"{out_dir} already holds a checkpoint ({CHECKPOINT}) from an earlier run, and a fresh run "
+            f"would overwrite it. Continue that run with --resume (same command, more --epochs), or "
+            f"replace it on purpose with --overwrite, or choose another --out.")
 
 
 def _diverged_message(epoch, step, config, checkpoint_path):
@@ -387,9 +540,10 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
         bar.close()
     log_px = torch.cat(log_px)
     elbo = evaluate_elbo(model, x, seed=seed)
+    usage = latent_usage(model, x)
     result = {"split": split, "n": len(x), "k": k, "log_likelihood": float(log_px.mean()),
               "nll": -float(log_px.mean()), "log_likelihood_sem": float(log_px.std() / math.sqrt(len(x))),
-              "elbo": float(elbo), "seconds": time.perf_counter() - t0, "device": str(device)}
+              "elbo": float(elbo), **usage, "seconds": time.perf_counter() - t0, "device": str(device)}
     metrics_path = out_dir / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.setdefault("evaluation", {})[f"{split}_k{k}" + (f"_n{n}" if n is not None else "")] = result

@@ -55,7 +55,7 @@ def make_mlp(sizes, activation="tanh", final_activation=False):
 class DiagonalGaussianPosterior(nn.Module):
     r"""Mean-field Gaussian :math:`q_\phi(\mathbf z\mid\mathbf x) = \mathcal N(\boldsymbol\mu,
     \operatorname{diag}\boldsymbol\sigma^2)`, with :math:`(\boldsymbol\mu, \log\boldsymbol\sigma)`
-    a linear function of the trunk's features (K&W section 2.5, eqs. 2.36-2.40).
+    a linear function of the trunk's features (K&W section 2.5 and K&W eqs. 2.36-2.40).
 
     The interface every posterior implements (the VAE and the training loop see only this):
 
@@ -82,7 +82,7 @@ class DiagonalGaussianPosterior(nn.Module):
         mean, log_std = params
         z = sample_normal_diag(mean, log_std, eps=eps, generator=generator,
                                sample_shape=tuple(sample_shape))
-        return z, log_normal_diag(z, mean, log_std)
+        return z, log_normal_diag(z, mean, log_std, validate=False)  # no host sync
 
     def kl_to_prior(self, params):
         return kl_normal_standard(*params)
@@ -367,5 +367,9 @@ def log_weights(model, x, eps=None, k=1, generator=None):
 
 
 def minibatch_elbo(model, x, eps=None, generator=None):
-    """Mean of :meth:`VAE.elbo` over the minibatch (monograph eq. 2.13)."""
+    """Mean of :meth:`VAE.elbo` over the minibatch (K&W eq. 2.13)."""
     return model.elbo(x, eps=eps, generator=generator).mean()
+
+
+# Parts defined in their own modules register themselves on import.
+from . import autoregressive  # noqa: E402,F401  (DECODERS["autoregressive"], chapter 6)

@@ -8,7 +8,10 @@ Tolerances. Every deterministic comparison uses an independent float64 oracle (s
 written differently). The answers are sums of at most 9 terms, each computed to a few units in the
 last place (eps = 2.2e-16) and of magnitude below 1e2 (1e4 for the extreme-logit test), so a correct
 answer is within ~1e-12 absolute (~1e-15 relative for the extreme test) of the oracle; we allow
-1e-9 (1e-10 relative), a margin of about 1000x. Every typical mistake (a missing
+1e-9 (1e-10 relative), a margin of about 1000x. The 784-dimensional tests sum 784 such terms to
+totals of magnitude 1e3: a correct answer is within ~1e-12 relative, the allowance 1e-9 relative.
+Those tests exist because the naive forms (the log of a product of densities, of probabilities or
+of standard deviations) underflow to log(0) = -inf there although they pass every small test. Every typical mistake (a missing
 :math:`\tfrac12\log 2\pi = 0.92` per dimension, a variance/standard-deviation mix-up, a wrong axis,
 a sign flip) is off by more than 1e-2, and in most draws by more than 1.
 
@@ -98,6 +101,20 @@ def _(f, rng):
         "exp(your log-density) does not integrate to 1 over x")
 
 
+@EX1.test("is finite and exact for a 784-dimensional point (an MNIST-sized image)", points=2,
+          hint="In 784 dimensions the density itself is about exp(-1000), which underflows to 0.0 in "
+               "float64: never form a density and take its log; sum the per-dimension log-densities.")
+def _(f, rng):
+    B, D = 3, 784
+    x, mean, log_std = _gaussian_inputs(rng, (B,), D)
+    expected = _oracle_log_normal(x, mean, log_std)
+    # the test is only meaningful where exp(log-density) underflows: check that it does here
+    assert onp.all(expected < -800.0)
+    values = onp.asarray(f(x, mean, log_std), dtype=float)
+    assert onp.all(onp.isfinite(values)), "your log-density is not finite for a 784-dimensional x"
+    assert_close(values, expected, rtol=RTOL, atol=ATOL)
+
+
 @EX1.test("is differentiable with autograd (gradients in mean and log_std)", points=1,
           hint="Use autograd.numpy (imported as np in this notebook), no in-place assignment, no "
                "float()/math.* on arrays. d/dmean = (x - mean)/sigma**2.")
@@ -153,6 +170,20 @@ def _(f, rng):
     logits = sign * rng.uniform(1e4, 2e4, size=(4, D))
     # the exact values are sums of terms 0 or -|logit| (no cancellation): relative error <= D eps
     assert_close(f(x, logits), _oracle_bernoulli(x, logits), rtol=1e-10, atol=1e-10)
+
+
+@EX2.test("is finite and exact for a 784-pixel image at moderate logits", points=1,
+          hint="The probability of a whole image is about exp(-1000), which underflows to 0.0: sum "
+               "per-pixel log-probabilities instead of taking the log of a product.")
+def _(f, rng):
+    B, D = 3, 784
+    logits = rng.normal(0.0, 3.0, size=(B, D))
+    x = _binary(rng, (B, D))
+    expected = _oracle_bernoulli(x, logits)
+    assert onp.all(expected < -800.0)  # exp(expected) underflows: the naive product fails here
+    values = onp.asarray(f(x, logits), dtype=float)
+    assert onp.all(onp.isfinite(values)), "your log-likelihood is not finite for a 784-pixel image"
+    assert_close(values, expected, rtol=RTOL, atol=ATOL)
 
 
 @EX2.test("keeps batch axes and broadcasts data (S, B, D) against logits (B, D)", points=1,
@@ -223,6 +254,18 @@ def _(f, rng):
     # z-test at 5 standard errors: false-failure rate 5.7e-7 (see the module docstring)
     assert_unbiased(log_ratio, kl, z=5.0, std=std, what="log q(z) - log p(z) over samples z ~ q",
                     against="your KL")
+
+
+@EX3.test("is finite and exact for a narrow posterior in 784 dimensions", points=1,
+          hint="prod(sigma) over hundreds of dimensions with sigma < 1 underflows to 0.0 (and log(0) "
+               "is -inf): use log_std directly, sum_j log_std_j, instead of the log of a product.")
+def _(f, rng):
+    B, K = 3, 784
+    mean = rng.normal(0.0, 1.0, size=(B, K))
+    log_std = rng.uniform(-2.5, -1.0, size=(B, K))  # sum_j log_std_j ~ -1400: exp underflows
+    values = onp.asarray(f(mean, log_std), dtype=float)
+    assert onp.all(onp.isfinite(values)), "your KL is not finite for a narrow q in 784 dimensions"
+    assert_close(values, _oracle_kl(mean, log_std), rtol=RTOL, atol=ATOL)
 
 
 @EX3.test("is zero when q equals the prior and positive otherwise", points=1,

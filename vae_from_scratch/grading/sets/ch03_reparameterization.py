@@ -2,8 +2,16 @@ r"""Exercise set 3: the reparameterization trick (``exercises/03_reparameterizat
 
 3.1 reparameterized diagonal-Gaussian sampler with its log-density, 3.2 the full-covariance factor
 :math:`\mathbf L = \mathbf L_{mask}\odot\mathbf L' + \operatorname{diag}\boldsymbol\sigma` and its
-log-determinant, 3.3 the path-derivative ("sticking the landing") surrogate. References in
+log-determinant, 3.3 the path-derivative ("sticking the landing") surrogate, 3.4 (derive) the closed-form
+KL of a full-covariance Gaussian to the standard normal, 3.5 (derive) the variance of the single-sample
+reparameterization gradient of E[sum z^2]. References in
 :mod:`vae_from_scratch.numpy.reparameterization` and :mod:`vae_from_scratch.numpy.estimators`.
+
+High dimension. 3.1, 3.2 and 3.4 each have a test with hundreds of latent dimensions and small
+standard deviations, where the product of the sigmas (or the determinant) underflows to 0.0, so an
+answer that takes the log of a product or of a determinant returns -inf although it passes every
+small test. These are sums of 300-500 terms of size below 10: a correct answer is within ~1e-12 of
+the oracle, well inside the 1e-9 tolerance.
 
 Tolerances. Deterministic comparisons use independent float64 oracles (scipy densities, slogdet of an
 autograd Jacobian, the factor assembled entry by entry). The quantities are sums of at most ~10 terms
@@ -16,7 +24,9 @@ Statistical tests. 3.3's unbiasedness test is a two-sided z-test at 5 standard e
 5 free gradient coordinates, with n = 20000 i.i.d. per-sample gradients: false-failure rate
 5 * 2 Phi(-5) = 2.9e-6 (normal approximation; the per-sample gradients are polynomials of Gaussians
 with finite variance). Every other test is deterministic given its inputs: the false-failure rate
-of each exercise is below 3e-6 < 1e-4.
+of each exercise is below 3e-6 < 1e-4. 3.4 and 3.5 add z-tests at 5 standard errors (1 and 6
+coordinates: 5.7e-7 and 3.4e-6); 3.5 tests the mean of the i.i.d. squared deviations of the per-sample
+gradients from their exact means (n = 40000; polynomials of Gaussians, finite fourth moments).
 """
 
 import autograd
@@ -70,6 +80,22 @@ def _(f, rng):
     z = mean + onp.exp(log_std) * eps
     oracle = scipy.stats.norm.logpdf(z, loc=mean, scale=onp.exp(log_std)).sum(axis=-1)
     assert_close(log_q, oracle, rtol=RTOL, atol=ATOL, what="your log_q")
+
+
+@EX1.test("is finite and exact with 500 latent dimensions and a sharp q", points=1,
+          hint="prod(sigma) over 500 dimensions with sigma < 0.1 underflows to 0.0 and its log is -inf: "
+               "the log-determinant is sum(log_std), no exp or product needed.")
+def _(f, rng):
+    B, K = 3, 500
+    mean = rng.normal(0.0, 1.0, size=(B, K))
+    log_std = rng.uniform(-4.0, -2.0, size=(B, K))  # sum(log_std) ~ -1500: exp(-1500) underflows
+    eps = rng.standard_normal((B, K))
+    z, log_q = _pair(f(mean, log_std, eps), "(z, log_q)", "rsample_normal_diag")
+    log_q = onp.asarray(log_q, dtype=float)
+    assert onp.all(onp.isfinite(log_q)), "your log_q is not finite for K = 500"
+    oracle = (scipy.stats.norm.logpdf(eps) - log_std).sum(axis=-1)
+    assert_close(log_q, oracle, rtol=RTOL, atol=ATOL, what="your log_q")
+    assert_close(z, mean + onp.exp(log_std) * eps, rtol=RTOL, atol=ATOL, what="your z")
 
 
 @EX1.test("broadcasts noise (S, B, K) against parameters (B, K)", points=1,
@@ -147,6 +173,21 @@ def _(f, rng):
     _, log_det = _pair(f(L_prime, log_std), "(L, log_det)", "full_covariance_factor")
     assert sign == 1.0
     assert_close(log_det, onp.asarray(logabsdet), rtol=RTOL, atol=ATOL, what="your log_det")
+
+
+@EX2.test("is finite and exact for a 300 x 300 factor with small sigmas", points=1,
+          hint="det(L) of a 300 x 300 triangular matrix with diagonal entries near exp(-3) is exp(-900), "
+               "which underflows to 0.0: never form the determinant, sum log_std instead.")
+def _(f, rng):
+    K = 300
+    L_prime = rng.normal(0.0, 0.1, size=(K, K))
+    log_std = rng.uniform(-4.0, -2.0, size=K)
+    L, log_det = _pair(f(L_prime, log_std), "(L, log_det)", "full_covariance_factor")
+    log_det = onp.asarray(log_det, dtype=float)
+    assert onp.isfinite(log_det), "your log_det is not finite for K = 300"
+    assert_close(log_det, onp.sum(log_std), rtol=RTOL, atol=ATOL, what="your log_det")
+    assert_close(L, onp.tril(L_prime, -1) + onp.diag(onp.exp(log_std)), rtol=RTOL, atol=ATOL,
+                 what="your L")
 
 
 @EX2.test("keeps batch axes: L' (B, K, K) and log_std (B, K)", points=1,
@@ -243,3 +284,140 @@ def _(f, rng):
     # z-test at 5 standard errors on the 5 free coordinates: false-failure rate 2.9e-6
     assert_unbiased(g[:, P.free], exact[P.free], z=5.0, what="your per-sample gradients",
                     against="the exact ELBO gradient")
+
+
+# --- 3.4 ----------------------------------------------------------------------------------------
+
+EX4 = exercise("3.4", "Closed-form KL of a full-covariance Gaussian to the prior (derive)",
+               function="kl_normal_full_standard", reference=reparameterization.kl_normal_full_standard)
+
+
+def _full_inputs(rng, batch=()):
+    K = int(rng.integers(3, 6))
+    mean = rng.normal(0.0, 1.0, size=batch + (K,))
+    L = onp.tril(rng.normal(0.0, 0.5, size=batch + (K, K)), -1)
+    L = L + onp.exp(rng.uniform(-1.0, 0.7, size=batch + (K,)))[..., None] * onp.eye(K)
+    return mean, L
+
+
+def _oracle_kl_full(mean, L):
+    """KL(N(mean, C) || N(0, I)) with C = L L^T formed explicitly and slogdet (another route)."""
+    K = mean.shape[-1]
+    C = L @ onp.swapaxes(L, -1, -2)
+    return 0.5 * (onp.trace(C, axis1=-2, axis2=-1) + (mean**2).sum(-1) - K - onp.linalg.slogdet(C)[1])
+
+
+@EX4.test("matches the closed form at random mean and factor", points=2,
+          hint="(tr(L L^T) + mean . mean - K) / 2 - log|det L|; tr(L L^T) is the sum of the squared "
+               "entries of L, and log|det L| the sum of the log-diagonal of the triangular L.")
+def _(f, rng):
+    mean, L = _full_inputs(rng)
+    assert_close(f(mean, L), _oracle_kl_full(mean, L), rtol=RTOL, atol=ATOL)
+
+
+@EX4.test("agrees with a Monte Carlo estimate of E_q[log q(z) - log p(z)]", points=1,
+          hint="The KL is the average under q of log q(z) - log p(z): check the trace term and the sign "
+               "and factor of the log-determinant (log|det L|, not log det(L L^T)).")
+def _(f, rng):
+    n = 20000
+    mean, L = _full_inputs(rng)
+    K = mean.shape[-1]
+    eps = rng.standard_normal((n, K))
+    z = mean + eps @ L.T
+    log_ratio = (scipy.stats.multivariate_normal(mean, L @ L.T).logpdf(z)
+                 - scipy.stats.norm.logpdf(z).sum(-1))
+    kl = onp.asarray(f(mean, L), dtype=float)
+    assert kl.shape == (), f"for mean of shape {(K,)} your result has shape {kl.shape}, expected ()"
+    # z-test at 5 standard errors with the sample standard deviation: false-failure rate 5.7e-7
+    assert_unbiased(log_ratio, kl, z=5.0, what="log q(z) - log p(z) over samples z ~ q",
+                    against="your KL")
+
+
+@EX4.test("is zero at the prior and positive elsewhere", points=1,
+          hint="At mean 0 and L = I every term cancels: tr(I) - K = 0 and log det I = 0.")
+def _(f, rng):
+    K = int(rng.integers(3, 6))
+    assert_close(f(onp.zeros(K), onp.eye(K)), onp.asarray(0.0), rtol=0.0, atol=1e-12,
+                 what="your KL between N(0, I) and itself")
+    mean, L = _full_inputs(rng)
+    assert float(f(mean, L)) > 0, "your KL is not positive for a q different from the prior"
+
+
+@EX4.test("keeps batch axes: mean (B, K) and L (B, K, K)", points=1,
+          hint="Sum over the last axis (mean) and the last two axes (L) only: np.sum(L**2, axis=(-2, -1)).")
+def _(f, rng):
+    B = int(rng.integers(2, 5))
+    mean, L = _full_inputs(rng, (B,))
+    assert_close(f(mean, L), _oracle_kl_full(mean, L), rtol=RTOL, atol=ATOL)
+
+
+@EX4.test("is finite and exact for K = 300 with small standard deviations", points=1,
+          hint="det(L) of a 300 x 300 factor with diagonal near exp(-3) underflows to 0.0: use "
+               "sum(log|L_jj|), never the log of a determinant.")
+def _(f, rng):
+    K = 300
+    mean = rng.normal(0.0, 1.0, size=K)
+    L = onp.tril(rng.normal(0.0, 0.01, size=(K, K)), -1) + onp.diag(onp.exp(rng.uniform(-4.0, -2.0, K)))
+    value = onp.asarray(f(mean, L), dtype=float)
+    assert onp.isfinite(value), "your KL is not finite for K = 300"
+    expected = 0.5 * (onp.sum(L**2) + mean @ mean - K) - onp.sum(onp.log(onp.diag(L)))
+    assert_close(value, expected, rtol=RTOL, atol=ATOL)
+
+
+# --- 3.5 ----------------------------------------------------------------------------------------
+
+
+def reparam_gradient_variance(mean, log_std):
+    """Per-coordinate variance of the single-sample reparameterization gradient of E_q[sum_j z_j^2],
+    q = N(mean, diag sigma^2), z = mean + sigma * eps: (4 sigma^2, 4 mean^2 sigma^2 + 8 sigma^4) for the
+    mean and the log standard deviation. Reference solution (the package has none)."""
+    var = onp.exp(2.0 * log_std)
+    return 4.0 * var, 4.0 * mean**2 * var + 8.0 * var**2
+
+
+EX5 = exercise("3.5", "The variance of a reparameterization gradient (derive)",
+               function="reparam_gradient_variance", reference=reparam_gradient_variance)
+
+
+def _variance_inputs(rng, shape):
+    return rng.normal(0.0, 1.5, size=shape), rng.uniform(-1.0, 0.7, size=shape)
+
+
+@EX5.test("matches the closed form", points=2,
+          hint="The single-sample gradients are 2 z (mean) and 2 z sigma eps (log_std), z = mean + sigma "
+               "eps; expand and use Var(eps) = 1, Var(eps^2) = 2, Cov(eps, eps^2) = 0.")
+def _(f, rng):
+    mean, log_std = _variance_inputs(rng, (int(rng.integers(5, 9)),))
+    result = _pair(f(mean, log_std), "(var_mean, var_log_std)", "reparam_gradient_variance")
+    expected = reparam_gradient_variance(mean, log_std)
+    for got, want, name in zip(result, expected, ("var_mean", "var_log_std")):
+        assert_close(got, want, rtol=RTOL, atol=ATOL, what=f"your {name}")
+
+
+@EX5.test("agrees with the sample variance of autograd's per-sample gradients (z-test)", points=1,
+          hint="Differentiate sum_j (mean_j + exp(log_std_j) eps_j)^2 for many eps and compare the spread: "
+               "the log_std gradient has a factor sigma from d sigma / d log_std = sigma.")
+def _(f, rng):
+    K, n = 3, 40000
+    mean, log_std = _variance_inputs(rng, (K,))
+    eps = rng.standard_normal((n, K))
+    sigma = onp.exp(log_std)
+    z = mean + sigma * eps
+    grads = (2.0 * z, 2.0 * z * sigma * eps)  # per-sample gradients, as autograd computes them
+    var_mean, var_log_std = _pair(f(mean, log_std), "(var_mean, var_log_std)", "reparam_gradient_variance")
+    exact_means = (2.0 * mean, 2.0 * sigma**2)  # E[2 z] and E[2 z sigma eps]
+    for g, g_mean, answer, name in zip(grads, exact_means, (var_mean, var_log_std), ("mean", "log_std")):
+        squared = (g - g_mean) ** 2  # i.i.d., with mean exactly the variance
+        # z-test at 5 standard errors on each of 2 x 3 coordinates: false-failure rate 3.4e-6
+        assert_unbiased(squared, onp.asarray(answer, dtype=float), z=5.0,
+                        what=f"squared deviations of the per-sample gradient in {name}",
+                        against=f"your variance for {name}")
+
+
+@EX5.test("broadcasts over batch axes (B, K)", points=1,
+          hint="Everything is elementwise: no sums, the result has the shape of mean.")
+def _(f, rng):
+    mean, log_std = _variance_inputs(rng, (int(rng.integers(2, 5)), int(rng.integers(3, 6))))
+    result = _pair(f(mean, log_std), "(var_mean, var_log_std)", "reparam_gradient_variance")
+    for got, want in zip(result, reparam_gradient_variance(mean, log_std)):
+        assert_close(got, want, rtol=RTOL, atol=ATOL)

@@ -1,7 +1,8 @@
 r"""Exercise set 5: the variational autoencoder (``exercises/05_vae.ipynb``).
 
 5.1 the Bernoulli-decoder ELBO of a minibatch, 5.2 the importance-sampled log-likelihood with a stable
-log-mean-exp, 5.3 one AEVB step (monograph Algorithm 1) with plain stochastic gradient ascent.
+log-mean-exp, 5.3 one AEVB step (K&W Algorithm 1) with plain stochastic gradient ascent, 5.4 (derive)
+the Gaussian that maximizes the beta-weighted objective on the linear-Gaussian testbed, and its value.
 References in :mod:`vae_from_scratch.numpy.vae`. Answers receive the parameter pytree
 ``{"encoder": [(W, b), ...], "decoder": [(W, b), ...]}`` of that module and may use its ``encode``,
 ``decode`` and :mod:`vae_from_scratch.numpy.distributions` (5.3 also ``vae.elbo``).
@@ -15,6 +16,12 @@ The typical mistakes (a KL sign flip, log-variance used as log-std, a mean over 
 ``- log S``, gradient descent instead of ascent, a sum instead of a mean over the minibatch) change
 the result by far more than 1e-3.
 
+The 784-pixel tests (5.1, 5.2) use images of MNIST's size, where every log-weight is far below
+exp's range (-745) in 5.2; 5.4 compares closed forms (log-densities of at most 784 dimensions,
+magnitude below 1e4) at rtol 1e-9, and its maximum test compares the objective at the answer with
+its value at perturbed Gaussians, which are lower by at least 1e-6 (second order in the perturbation
+of size 1e-2), against a rounding error below 1e-10.
+
 All tests are deterministic given their random inputs: the false-failure rate of each exercise is 0.
 """
 
@@ -22,6 +29,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as onp
 import scipy.special
+import scipy.stats
 
 from vae_from_scratch.numpy import objectives as _objectives
 from vae_from_scratch.numpy import vae
@@ -34,10 +42,11 @@ RTOL = ATOL = 1e-9  # see the module docstring
 # --- random problems ------------------------------------------------------------------------------
 
 
-def _problem(rng):
-    """Random small VAE and binary minibatch: B in 4..6 data points, D in 7..9 pixels, K in 2..3 latents
-    (B, D, K and the sample count S are all different, so a wrong axis changes a shape)."""
-    B, D, K = int(rng.integers(4, 7)), int(rng.integers(7, 10)), int(rng.integers(2, 4))
+def _problem(rng, D=None):
+    """Random small VAE and binary minibatch: B in 4..6 data points, D in 7..9 pixels (or ``D``), K in
+    2..3 latents (B, D, K and the sample count S are all different, so a wrong axis changes a shape)."""
+    B, K = int(rng.integers(4, 7)), int(rng.integers(2, 4))
+    D = int(rng.integers(7, 10)) if D is None else D
     H = int(rng.integers(3, 6))
     params = vae.init_vae(rng, D, (H,), K)
     # larger-than-default encoder outputs so that log_std is far from 0 and KL terms matter
@@ -124,6 +133,15 @@ def _(f, rng):
     assert_close(f(params, x, eps), _oracle_elbo(params, x, eps), rtol=1e-10, atol=1e-6)
 
 
+@EX1.test("is exact for 784-pixel images (MNIST's size) with several samples", points=1,
+          hint="Sum the Bernoulli log-likelihood over all pixels (not a mean), average over the samples, "
+               "subtract the KL once.")
+def _(f, rng):
+    params, x, B, D, K = _problem(rng, D=784)
+    eps = rng.standard_normal((5, B, K))
+    assert_close(f(params, x, eps), _oracle_elbo(params, x, eps), rtol=RTOL, atol=ATOL)
+
+
 @EX1.test("is differentiable with autograd in all parameters", points=1,
           hint="Build it from autograd.numpy (np.*) and the package's functions; no in-place assignment, "
                "no float() on arrays.")
@@ -163,6 +181,18 @@ def _(f, rng):
     eps = rng.standard_normal((int(rng.integers(7, 9)), B, K))
     expected = _oracle_iwae(params, x, eps)
     assert onp.all(expected < -1000.0)  # the construction guarantees underflow of exp for every weight
+    assert_close(f(params, x, eps), expected, rtol=1e-10, atol=1e-6)
+
+
+@EX2.test("is finite and exact for 784-pixel images, whose weights all underflow", points=1,
+          hint="A 784-pixel image has log p(x | z) in the hundreds or thousands of negative nats: exp of "
+               "it is 0.0 in float64. Factor out the largest log-weight: m + log mean exp(log w - m).")
+def _(f, rng):
+    params, x, B, D, K = _problem(rng, D=784)
+    params, x = _extreme(params, x, rng, 4.0)   # logits of size 4: realistic, not extreme
+    eps = rng.standard_normal((int(rng.integers(5, 8)), B, K))
+    expected = _oracle_iwae(params, x, eps)
+    assert onp.all(expected < -750.0)  # about half of 784 pixels disagree with a logit of size 4
     assert_close(f(params, x, eps), expected, rtol=1e-10, atol=1e-6)
 
 
@@ -263,3 +293,136 @@ def _(f, rng):
         moved = sum(float(onp.max(onp.abs(onp.asarray(W) - W0))) for (W, _), (W0, _) in
                     zip(new[part], params[part]))
         assert moved > 1e-8, f"your step leaves the {part} unchanged"
+
+
+# --- 5.4 ---------------------------------------------------------------------------------------------
+
+
+def _beta_optimal_reference(x, W, b, log_s, beta):
+    r"""The maximizer over Gaussians :math:`q` of :math:`\mathbb E_q[\log p(\mathbf x\mid\mathbf z)] - \beta
+    D_{KL}(q\|\mathcal N(\mathbf 0,\mathbf I))` for :math:`p(\mathbf x\mid\mathbf z) = \mathcal N(\mathbf W\mathbf z
+    + \mathbf b, s^2\mathbf I)`, and the maximum.
+
+    The maximizer is :math:`q \propto p(\mathbf z)\,p(\mathbf x\mid\mathbf z)^{1/\beta}`: precision
+    :math:`\mathbf I + \mathbf W^\top\mathbf W/(\beta s^2)`, mean :math:`\boldsymbol\Sigma\mathbf W^\top
+    (\mathbf x - \mathbf b)/(\beta s^2)`; the maximum is :math:`\beta\log\int p(\mathbf z)\,p(\mathbf x\mid
+    \mathbf z)^{1/\beta}d\mathbf z = -\tfrac D2\log 2\pi s^2 + \tfrac{\beta D}2\log 2\pi\beta s^2 + \beta
+    \log\mathcal N(\mathbf x;\mathbf b, \mathbf W\mathbf W^\top + \beta s^2\mathbf I)`. Returns
+    ``(mean (K,), cov (K, K), value)``.
+    """
+    x, W, b = (onp.asarray(a, dtype=float) for a in (x, W, b))
+    D, K = W.shape
+    s2 = onp.exp(2.0 * log_s)
+    cov = onp.linalg.inv(onp.eye(K) + W.T @ W / (beta * s2))
+    mean = cov @ W.T @ (x - b) / (beta * s2)
+    cov_x = W @ W.T + beta * s2 * onp.eye(D)
+    chol = onp.linalg.cholesky(cov_x)
+    white = onp.linalg.solve(chol, x - b)
+    log_n = -0.5 * (white @ white + 2.0 * onp.sum(onp.log(onp.diag(chol))) + D * onp.log(2 * onp.pi))
+    value = -0.5 * D * onp.log(2 * onp.pi * s2) + 0.5 * beta * D * onp.log(2 * onp.pi * beta * s2) \
+        + beta * log_n
+    return mean, cov, value
+
+
+def _beta_objective(x, W, b, log_s, beta, mean, cov):
+    """The beta-weighted objective at q = N(mean, cov), in closed form (independent of the above)."""
+    D, K = W.shape
+    s2 = onp.exp(2.0 * log_s)
+    r = x - W @ mean - b
+    expected_log_lik = -0.5 * D * onp.log(2 * onp.pi * s2) - (r @ r + onp.trace(W @ cov @ W.T)) / (2 * s2)
+    kl = 0.5 * (onp.trace(cov) + mean @ mean - K - onp.linalg.slogdet(cov)[1])
+    return expected_log_lik - beta * kl
+
+
+def _testbed_problem(rng, D=5, K=2, log_s_range=(-1.0, 0.0)):
+    W = rng.normal(size=(D, K))
+    b = rng.normal(size=D)
+    log_s = float(rng.uniform(*log_s_range))
+    x = W @ rng.normal(size=K) + b + onp.exp(log_s) * rng.normal(size=D)
+    return x, W, b, log_s
+
+
+def _check_answer(answer, K):
+    try:
+        mean, cov, value = answer
+    except (TypeError, ValueError):
+        raise AssertionError("return a tuple (mean, cov, value)") from None
+    mean, cov = onp.asarray(mean, dtype=float), onp.asarray(cov, dtype=float)
+    if mean.shape != (K,) or cov.shape != (K, K) or onp.shape(value) != ():
+        raise AssertionError(f"expected shapes ({K},), ({K}, {K}) and a number, got {mean.shape}, "
+                             f"{cov.shape} and {onp.shape(value)}")
+    return mean, cov, float(value)
+
+
+EX4 = exercise("5.4", "Derive: the best Gaussian for a weighted KL, and the objective's maximum",
+               function="beta_optimal_gaussian", reference=_beta_optimal_reference)
+
+
+@EX4.test("mean and covariance of the maximizing q, for random beta", points=2,
+          hint="Complete the square: E_q[log p(x|z)] - beta KL(q || p(z)) is beta times an ELBO whose "
+               "likelihood is p(x|z)^(1/beta), so q is proportional to p(z) p(x|z)^(1/beta). Its precision "
+               "is I + W^T W / (beta s^2); beta divides the likelihood's precision, not the prior's.")
+def _(f, rng):
+    for beta in (float(rng.uniform(0.2, 0.9)), float(rng.uniform(1.5, 5.0))):
+        x, W, b, log_s = _testbed_problem(rng)
+        mean, cov, _ = _check_answer(f(x, W, b, log_s, beta), 2)
+        want_mean, want_cov, _ = _beta_optimal_reference(x, W, b, log_s, beta)
+        assert_close(mean, want_mean, rtol=RTOL, atol=ATOL, what=f"your mean (beta = {beta:.2f})")
+        assert_close(cov, want_cov, rtol=RTOL, atol=ATOL, what=f"your covariance (beta = {beta:.2f})")
+
+
+@EX4.test("the value of the maximum, for random beta", points=2,
+          hint="The maximum is beta log of the integral of p(z) p(x|z)^(1/beta): write p(x|z)^(1/beta) as a "
+               "constant times a Gaussian in x with variance beta s^2, then integrate z out as for p(x). "
+               "Or evaluate the objective in closed form at your q. Either way it is L_beta, not the ELBO.")
+def _(f, rng):
+    for beta in (float(rng.uniform(0.2, 0.9)), float(rng.uniform(1.5, 5.0))):
+        x, W, b, log_s = _testbed_problem(rng)
+        _, _, value = _check_answer(f(x, W, b, log_s, beta), 2)
+        want = _beta_optimal_reference(x, W, b, log_s, beta)[2]
+        assert_close(value, want, rtol=RTOL, atol=ATOL, what=f"your maximum (beta = {beta:.2f})")
+
+
+@EX4.test("is a maximum: the objective at your q equals your value, and nearby Gaussians do worse",
+          points=1, hint="Your value must be the objective evaluated at your own q.")
+def _(f, rng):
+    x, W, b, log_s = _testbed_problem(rng)
+    beta = float(rng.uniform(0.3, 4.0))
+    mean, cov, value = _check_answer(f(x, W, b, log_s, beta), 2)
+    at_answer = _beta_objective(x, W, b, log_s, beta, mean, cov)
+    assert_close(value, at_answer, rtol=RTOL, atol=ATOL, what="your value against the objective at your q")
+    chol = onp.linalg.cholesky(cov)
+    for _ in range(5):
+        A = onp.tril(rng.normal(0.0, 1e-2, size=(2, 2)))
+        moved_cov = (chol + A) @ (chol + A).T
+        moved = _beta_objective(x, W, b, log_s, beta, mean + rng.normal(0.0, 1e-2, size=2), moved_cov)
+        assert moved < at_answer, "a nearby Gaussian has a higher objective than yours"
+
+
+@EX4.test("beta = 1 gives the exact posterior and log p(x)", points=1,
+          hint="At beta = 1 the objective is the ELBO, whose maximum over all q is log p(x), reached at the "
+               "posterior (a Gaussian here).")
+def _(f, rng):
+    x, W, b, log_s = _testbed_problem(rng)
+    mean, cov, value = _check_answer(f(x, W, b, log_s, 1.0), 2)
+    s2 = onp.exp(2 * log_s)
+    post_cov = onp.linalg.inv(onp.eye(2) + W.T @ W / s2)
+    assert_close(mean, post_cov @ W.T @ (x - b) / s2, rtol=RTOL, atol=ATOL, what="your mean at beta = 1")
+    assert_close(cov, post_cov, rtol=RTOL, atol=ATOL, what="your covariance at beta = 1")
+    marginal = scipy.stats.multivariate_normal(b, W @ W.T + s2 * onp.eye(len(x))).logpdf(x)
+    assert_close(value, marginal, rtol=RTOL, atol=ATOL, what="your value at beta = 1")
+
+
+@EX4.test("is finite and exact with 784 observed and 16 latent dimensions", points=1,
+          hint="det of a 784 x 784 covariance under- or overflows: use a Cholesky factor or "
+               "np.linalg.slogdet for log-determinants, and solve instead of inverting large matrices.")
+def _(f, rng):
+    # noise variance beta s^2 in (0.07, 0.15): the 784 x 784 covariance of x has 768 eigenvalues that
+    # small, so its determinant (about 0.1^768) is 0.0 in float64, while its log is about -1700
+    x, W, b, log_s = _testbed_problem(rng, D=784, K=16, log_s_range=(-1.55, -1.45))
+    beta = float(rng.uniform(1.5, 3.0))
+    mean, cov, value = _check_answer(f(x, W, b, log_s, beta), 16)
+    want_mean, want_cov, want = _beta_optimal_reference(x, W, b, log_s, beta)
+    assert_close(mean, want_mean, rtol=1e-8, atol=1e-9, what="your mean (D = 784)")
+    assert_close(cov, want_cov, rtol=1e-8, atol=1e-9, what="your covariance (D = 784)")
+    assert_close(value, want, rtol=RTOL, atol=1e-6, what="your maximum (D = 784)")
