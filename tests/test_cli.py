@@ -91,6 +91,30 @@ def test_python_dash_m_entry_point(tmp_path):
     assert helped.returncode == 0 and "train" in helped.stdout and "evaluate" in helped.stdout
 
 
+@pytest.mark.parametrize("posterior", ["full", "iaf"])
+def test_flow_posteriors_from_the_command_line(tmp_path, capsys, posterior):
+    out = tmp_path / posterior
+    flags = ["--flow-steps", "2", "--flow-hidden", "8"] if posterior == "iaf" else []
+    assert cli.main(["train", *SMALL, "--posterior", posterior, *flags, "--epochs", "1",
+                     "--out", str(out), "--eval-k", "10"]) == 0
+    trained, evaluated = _json_lines(capsys.readouterr().out)
+    assert evaluated["nll"] > 0 and evaluated["nll"] < 1e4
+    model = json.loads((out / "metrics.json").read_text())["model"]
+    assert model["posterior"] == posterior
+    if posterior == "iaf":
+        assert model["posterior_options"] == {"steps": 2, "flow_hidden": [8, 8]}
+    # the checkpoint rebuilds the same posterior
+    loaded, _, _ = training.load_model(out / "checkpoint.pt")
+    assert type(loaded.posterior).__name__ == {"full": "FullCovariancePosterior",
+                                               "iaf": "IAFPosterior"}[posterior]
+
+
+def test_flow_flags_need_the_iaf_posterior(tmp_path, capsys):
+    assert cli.main(["train", *SMALL, "--flow-steps", "2", "--epochs", "1", "--out",
+                     str(tmp_path / "x"), "--eval-k", "0"]) == 2
+    assert "--posterior iaf" in capsys.readouterr().err
+
+
 def test_burda_schedule_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "burda"
     assert cli.main(["train", *SMALL, "--schedule", "burda", "--epochs", "5", "--limit", "50",

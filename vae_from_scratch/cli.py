@@ -2,6 +2,7 @@
 
     python -m vae_from_scratch train --dataset mnist --arch burda --epochs 50 --out runs/vae
     python -m vae_from_scratch train --objective iwae --k 50 --out runs/iwae50
+    python -m vae_from_scratch train --posterior iaf --flow-steps 2 --flow-hidden 320 --out runs/iaf
     python -m vae_from_scratch train --out runs/vae --epochs 100 --resume      # continue a run
     python -m vae_from_scratch train --schedule burda --batch-size 20 --out runs/burda   # 3,280 epochs
     python -m vae_from_scratch evaluate --out runs/vae --eval-k 5000            # test log-likelihood
@@ -39,6 +40,10 @@ def build_parser():
     t.add_argument("--activation", choices=["tanh", "relu"], default=None)
     t.add_argument("--posterior", choices=sorted(POSTERIORS), default="diagonal",
                    help="the encoder's distribution q(z|x)")
+    t.add_argument("--flow-steps", type=int, default=None, metavar="T",
+                   help="--posterior iaf: number of IAF steps (default 2)")
+    t.add_argument("--flow-hidden", type=int, default=None, metavar="H",
+                   help="--posterior iaf: width of the two hidden layers of each step's MADE (default 320)")
     t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
                    help="the decoder's distribution p(x|z): bernoulli (factorized pixels) or "
                         "autoregressive (each pixel also sees the pixels before it)")
@@ -132,7 +137,8 @@ def _train(args, argv, training):
     config = training.TrainConfig(
         dataset=args.dataset, arch=args.arch, hidden=list(args.hidden) if args.hidden else None,
         latent_dim=args.latent_dim, activation=args.activation, posterior=args.posterior,
-        decoder=args.decoder, objective=args.objective, k=k,
+        posterior_options=_posterior_options(args), decoder=args.decoder,
+        objective=args.objective, k=k,
         epochs=epochs, batch_size=batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
         validate=not args.no_validate, kl_warmup=_warmup_fraction(args.kl_warmup, epochs),
         free_bits=args.free_bits, free_bits_groups=args.free_bits_groups,
@@ -148,6 +154,20 @@ def _train(args, argv, training):
                                        seed=args.seed, progress=not args.no_progress)
         print(json.dumps(_summary(result)))
     return 0
+
+
+def _posterior_options(args):
+    """Options of the posterior part from the flow flags (only the IAF posterior takes them)."""
+    options = {}
+    if args.flow_steps is not None:
+        options["steps"] = args.flow_steps
+    if args.flow_hidden is not None:
+        options["flow_hidden"] = [args.flow_hidden, args.flow_hidden]
+    if options and args.posterior != "iaf":
+        raise ValueError("--flow-steps and --flow-hidden need --posterior iaf")
+    if options.get("steps", 1) < 1 or min(options.get("flow_hidden", [1])) < 1:
+        raise ValueError("--flow-steps and --flow-hidden must be positive")
+    return options
 
 
 def _warmup_fraction(value, epochs):

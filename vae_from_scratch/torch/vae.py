@@ -336,6 +336,14 @@ def build_vae(data_dim, arch="burda", hidden=None, latent_dim=None, activation=N
                decoder_options=decoder_options)
 
 
+# Chapter 7's posteriors (full covariance, IAF) register themselves here; imported last because
+# they are defined in their own module, which does not import this one.
+from .posteriors import FullCovariancePosterior, IAFPosterior  # noqa: E402
+
+POSTERIORS["full"] = FullCovariancePosterior
+POSTERIORS["iaf"] = IAFPosterior
+
+
 # Functional mirrors of the NumPy reference (model first, like ``params`` first there).
 
 def encode(model, x):
