@@ -210,3 +210,150 @@ def train(params, data, rng, epochs, batch_size=100, lr=1e-3, activation="tanh",
             params, state, value = aevb_step(params, state, x, eps, lr, activation)
             history.append(value)
     return params, state, history
+
+
+# --- a choice of posterior (chapter 7): diagonal, full covariance, IAF ---------------------------
+#
+# Same parts as :mod:`vae_from_scratch.torch.posteriors`, same head layout, so that weights copy
+# over (:meth:`vae_from_scratch.torch.vae.VAE.posterior_numpy_params`). The pytree is the one above,
+# ``{"encoder": trunk layers + head, "decoder": [...]}``, plus ``"flow"`` (one MADE per IAF step)
+# for ``"iaf"``; the trunk's last layer is followed by the activation too (it gives the features h).
+
+POSTERIOR_KINDS = ("diagonal", "full", "iaf")
+
+
+def _head_width(kind, K, context_dim):
+    return {"diagonal": 2 * K, "full": 2 * K + K * (K - 1) // 2, "iaf": 2 * K + context_dim}[kind]
+
+
+def init_posterior_vae(rng, data_dim, hidden, latent_dim, kind="diagonal", steps=2,
+                       flow_hidden=(320, 320), context_dim=None):
+    r"""Parameters of a VAE with the posterior ``kind``: the trunk ``data_dim -> hidden``, a linear
+    head on its features (``"diagonal"``: mean, log std; ``"full"``: mean, log std and the
+    :math:`K(K-1)/2` strictly-lower entries of :math:`\mathbf L'` row by row; ``"iaf"``: mean, log
+    std and a context of ``context_dim`` (default K)), the decoder, and for ``"iaf"`` ``steps`` MADE
+    networks with hidden widths ``flow_hidden``
+    (:func:`~vae_from_scratch.numpy.flows.made_init`)."""
+    from .flows import made_init
+    if kind not in POSTERIOR_KINDS:
+        raise ValueError(f"kind must be one of {POSTERIOR_KINDS}, got {kind!r}")
+    if not hidden:
+        raise ValueError("the posterior VAE needs at least one hidden layer (the trunk)")
+    hidden, K = list(hidden), int(latent_dim)
+    C = K if context_dim is None else int(context_dim)
+    params = {"encoder": init_mlp(rng, [data_dim] + hidden + [_head_width(kind, K, C)]),
+              "decoder": init_mlp(rng, [K] + hidden[::-1] + [data_dim])}
+    if kind == "iaf":
+        params["flow"] = [made_init(rng, K, list(flow_hidden), 2, C) for _ in range(int(steps))]
+    return params
+
+
+def features(params, x, activation="tanh"):
+    """The trunk's features ``h`` (the activation after every encoder layer but the head)."""
+    act = ACTIVATIONS[activation]
+    h = x
+    for W, b in params["encoder"][:-1]:
+        h = act(np.dot(h, W) + b)
+    return h
+
+
+def _lower_from_entries(lower, K):
+    """``L'`` ``(..., K, K)`` with the entries ``(..., K(K-1)/2)`` placed strictly below the
+    diagonal, row by row (``np.tril_indices(K, -1)``, the order of ``torch.tril_indices``): a
+    product with a constant 0/1 scatter matrix (no in-place assignment, so autograd
+    differentiates it)."""
+    import numpy as onp
+    rows, cols = onp.tril_indices(K, -1)
+    scatter = onp.zeros((len(rows), K * K))
+    scatter[onp.arange(len(rows)), rows * K + cols] = 1.0
+    flat = np.dot(lower, scatter)
+    return np.reshape(flat, np.shape(lower)[:-1] + (K, K))
+
+
+def posterior_params(kind, params, h):
+    r"""The distribution's parameters from the features ``h`` ``(B, H)``: ``"diagonal"``
+    :math:`(\boldsymbol\mu, \log\boldsymbol\sigma)`; ``"full"`` :math:`(\boldsymbol\mu, \mathbf L)`
+    with :math:`\mathbf L = \mathbf L_{mask}\odot\mathbf L' + \operatorname{diag}\boldsymbol\sigma`
+    (K&W eqs. 2.53-2.55); ``"iaf"`` :math:`(\boldsymbol\mu, \log\boldsymbol\sigma, \mathbf c)`
+    (K&W eq. 3.23: the initial encoder's outputs and the context)."""
+    from .reparameterization import full_covariance_factor
+    W, b = params["encoder"][-1]
+    out = np.dot(h, W) + b
+    K = latent_dim_of(params)
+    mean, log_std, rest = out[..., :K], out[..., K:2 * K], out[..., 2 * K:]
+    if kind == "diagonal":
+        return mean, log_std
+    if kind == "full":
+        return mean, full_covariance_factor(_lower_from_entries(rest, K), log_std)[0]
+    if kind == "iaf":
+        return mean, log_std, rest
+    raise ValueError(f"kind must be one of {POSTERIOR_KINDS}, got {kind!r}")
+
+
+def posterior_sample(kind, params, h, eps, forget_bias=1.0):
+    r"""A reparameterized draw :math:`\mathbf z` ``(..., B, K)`` from base noise ``eps`` and its
+    :math:`\log q_\phi(\mathbf z\mid\mathbf x)` ``(..., B)``.
+
+    * ``"diagonal"``: :math:`\mathbf z = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon`
+      (K&W eq. 2.40), :math:`\log q` by
+      :func:`~vae_from_scratch.numpy.distributions.log_normal_diag`;
+    * ``"full"``: :math:`\mathbf z = \boldsymbol\mu + \mathbf L\boldsymbol\epsilon`,
+      :math:`\log q = \log\mathcal N(\boldsymbol\epsilon;\mathbf 0,\mathbf I) - \sum_j\log L_{jj}`
+      (K&W eqs. 2.46-2.49);
+    * ``"iaf"``: :math:`\mathbf z_0 = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon`,
+      then ``T`` gated IAF steps with the context, the order reversed between steps
+      (:func:`~vae_from_scratch.numpy.flows.iaf_flow`; K&W eqs. 3.23-3.32, algorithm 3;
+      Kingma et al. 2016, algorithm 1), and
+      :math:`\log q(\mathbf z_T) = \log q(\mathbf z_0) - \sum_t\sum_i \log\sigma_{t,i}`
+      (K&W eq. 3.29).
+    """
+    from .flows import iaf_flow, made_degrees, made_masks
+    from .reparameterization import rsample_normal_diag, rsample_normal_full
+    dist = posterior_params(kind, params, h)
+    if kind == "diagonal":
+        mean, log_std = dist
+        z = sample_normal_diag(mean, log_std, eps)
+        return z, log_normal_diag(z, mean, log_std)
+    if kind == "full":
+        return rsample_normal_full(dist[0], dist[1], eps, validate=False)
+    mean, log_std, context = dist
+    z0, log_q0 = rsample_normal_diag(mean, log_std, eps, validate=False)
+    K = np.shape(mean)[-1]
+    steps = [(made, made_masks(made_degrees(K, [np.shape(W)[1] for W in made["W"][:-1]]), 2))
+             for made in params["flow"]]
+    z, log_det = iaf_flow(steps, z0, context, forget_bias)
+    return z, log_q0 - log_det
+
+
+def posterior_log_weights(kind, params, x, eps, activation="tanh", forget_bias=1.0):
+    r"""Log importance weights :math:`\log p(\mathbf z_s) + \log p_\theta(\mathbf x\mid\mathbf z_s)
+    - \log q_\phi(\mathbf z_s\mid\mathbf x)` ``(S, B)`` for ``eps`` ``(S, B, K)`` with the posterior
+    ``kind``; their log-mean-exp is the importance-sampled :math:`\log p_\theta(\mathbf x)`
+    (K&W eq. 2.57; Burda et al. 2016, eq. 8). For ``"diagonal"`` it equals :func:`log_weights`."""
+    z, log_q = posterior_sample(kind, params, features(params, x, activation), eps, forget_bias)
+    rec = bernoulli_log_likelihood(x, decode(params, z, activation))
+    return log_standard_normal(z) + rec - log_q
+
+
+def posterior_elbo(kind, params, x, eps, activation="tanh", forget_bias=1.0):
+    r"""Per-datapoint ELBO estimate ``(B,)`` (K&W eq. 2.10; Kingma & Welling 2014, eq. 10): the
+    reconstruction term averaged over the samples of ``eps`` (``(B, K)`` or ``(S, B, K)``) minus the
+    KL, in closed form for ``"diagonal"`` and ``"full"``
+    (:func:`~vae_from_scratch.numpy.reparameterization.kl_normal_full_standard`), sampled for
+    ``"iaf"``:
+    :math:`\frac1S\sum_s\log q(\mathbf z_s) - \log p(\mathbf z_s)` (no closed form; K&W eq. 2.29).
+    The same terms as :meth:`vae_from_scratch.torch.vae.VAE.elbo_terms`."""
+    from .reparameterization import kl_normal_full_standard
+    h = features(params, x, activation)
+    z, log_q = posterior_sample(kind, params, h, eps, forget_bias)
+    rec = bernoulli_log_likelihood(x, decode(params, z, activation))
+    if kind == "diagonal":
+        kl = kl_normal_standard(*posterior_params(kind, params, h))
+    elif kind == "full":
+        kl = kl_normal_full_standard(*posterior_params(kind, params, h), validate=False)
+    else:
+        kl = log_q - log_standard_normal(z)
+        kl = np.mean(kl, axis=0) if np.ndim(eps) == 3 else kl
+    if np.ndim(eps) == 3:
+        rec = np.mean(rec, axis=0)
+    return rec - kl

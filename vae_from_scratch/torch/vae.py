@@ -298,6 +298,28 @@ class VAE(nn.Module):
                         m.bias.detach().cpu().double().numpy().copy()) for m in linears]
                 for name, linears in self.linear_layers().items()}
 
+    def posterior_numpy_params(self):
+        """Float64 pytree of :func:`vae_from_scratch.numpy.vae.init_posterior_vae` for any posterior
+        (``"diagonal"``, ``"full"``, ``"iaf"``) with the Bernoulli decoder: the trunk's layers and
+        the posterior's head, the decoder, and for IAF the MADE weights of each step (masks are
+        recomputed there from the default degrees, as :class:`~.flows.MADE` builds them)."""
+        if not isinstance(self.decoder, BernoulliDecoder):
+            raise ValueError("NumPy parameters exist for the Bernoulli decoder only")
+
+        def arr(t):
+            return t.detach().cpu().double().numpy().copy()
+        encoder = [m for m in self.trunk if isinstance(m, nn.Linear)] + [self.posterior.head]
+        decoder = [m for m in self.decoder.net if isinstance(m, nn.Linear)]
+        params = {"encoder": [(arr(m.weight).T, arr(m.bias)) for m in encoder],
+                  "decoder": [(arr(m.weight).T, arr(m.bias)) for m in decoder]}
+        if self.posterior_name == "iaf":
+            made = [s.made for s in self.posterior.flow.steps if hasattr(s, "made")]
+            params["flow"] = [{"W": [arr(lay.weight).T for lay in m.layers],
+                               "b": [arr(lay.bias) for lay in m.layers],
+                               **({} if m.context is None else {"C": arr(m.context.weight).T})}
+                              for m in made]
+        return params
+
     @classmethod
     def from_numpy_params(cls, params, activation="tanh"):
         """A new module holding a NumPy parameter pytree (dtype of the current torch default)."""
