@@ -213,7 +213,7 @@ def test_objective_does_not_synchronize_with_the_host(monkeypatch):
     """No .item(), bool() or float() on a tensor inside the objective and its backward pass: each
     would make the host wait for the device at every step (the 0/1 check of the public Bernoulli
     log-likelihood does; the model uses an unchecked one and the training loop checks the data once)."""
-    model = tvae.VAE(20, (16,), 4)
+    models = [tvae.VAE(20, (16,), 4, posterior=name) for name in sorted(tvae.POSTERIORS)]
     x = (torch.rand(6, 20) < 0.3).float()
 
     def forbidden(*args, **kwargs):
@@ -221,9 +221,10 @@ def test_objective_does_not_synchronize_with_the_host(monkeypatch):
 
     for name in ("item", "__bool__", "__float__", "__int__", "tolist"):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
-    for name in ("elbo", "iwae"):
-        surrogate, _ = make_objective(name)(model, x, torch.Generator().manual_seed(0), 0.5)
-        surrogate.backward()
+    for model in models:             # every posterior part: diagonal, full covariance, IAF
+        for name in ("elbo", "iwae"):
+            surrogate, _ = make_objective(name)(model, x, torch.Generator().manual_seed(0), 0.5)
+            surrogate.backward()
     monkeypatch.undo()
     with pytest.raises(AssertionError, match="host synchronization"):  # the detector works
         monkeypatch.setattr(torch.Tensor, "__bool__", forbidden)

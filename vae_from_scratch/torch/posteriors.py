@@ -120,7 +120,7 @@ class IAFPosterior(nn.Module):
         flow; :math:`\log q(\mathbf z_T) = \log q(\mathbf z_0) - \sum_t \log|\det|` (K&W eq. 3.29)."""
         mean, log_std, context = params
         eps = _noise(mean, sample_shape, eps, generator)
-        z0, log_q0 = rsample_normal_diag(mean, log_std, eps=eps)
+        z0, log_q0 = rsample_normal_diag(mean, log_std, eps=eps, validate=False)
         z, log_det = self.flow(z0, context.expand(z0.shape[:-1] + context.shape[-1:]))
         return z, log_q0 - log_det
 
