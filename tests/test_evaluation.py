@@ -253,3 +253,91 @@ def test_amortization_gap_decomposition(small_vae):
                                out["approximation_gap"] + out["amortization_gap"])
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert all(p.requires_grad for p in model.parameters())
+
+
+# --- the fast evaluation path: same numbers as the model's own log-weights -------------------------
+
+
+def _model_and_data(posterior="diagonal", activation="tanh", decoder="bernoulli", B=7, D=20, seed=0):
+    torch.manual_seed(seed)
+    model = tvae.VAE(D, (9, 6), 4, activation, posterior=posterior, decoder=decoder).double().eval()
+    x = (torch.rand(B, D, dtype=torch.float64) < 0.4).double()
+    return model, x
+
+
+@pytest.mark.parametrize("posterior", sorted(tvae.POSTERIORS))
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fast_log_weights_equal_the_models_own_in_float64(posterior, activation):
+    model, x = _model_and_data(posterior, activation)
+    assert tev.bernoulli_mlp_layers(model.decoder) is not None  # the fast path is taken
+    eps = torch.randn(11, x.shape[0], model.latent_dim, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(tev.vae_log_weights(model, x, eps), model.log_weights(x, eps=eps),
+                                   rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("S,B,chunk_rows", [(11, 7, 1), (11, 7, 14), (11, 7, 20), (3, 40, 8), (1, 1, 512)])
+def test_fast_bernoulli_term_at_every_chunking(S, B, chunk_rows):
+    model, x = _model_and_data(B=B)
+    z = torch.randn(S, B, model.latent_dim, dtype=torch.float64)
+    layers = tev.bernoulli_mlp_layers(model.decoder)
+    with torch.no_grad():
+        torch.testing.assert_close(tev.bernoulli_mlp_log_prob(layers, x, z, chunk_rows=chunk_rows),
+                                   model.decoder.log_prob(x, z), rtol=1e-12, atol=1e-10)
+
+
+def test_fast_bernoulli_term_is_finite_and_exact_at_extreme_logits():
+    model, x = _model_and_data()
+    layers = tev.bernoulli_mlp_layers(model.decoder)
+    with torch.no_grad():
+        model.decoder.net[-1].bias.copy_(torch.linspace(-1e4, 1e4, x.shape[1], dtype=torch.float64))
+        z = torch.randn(5, x.shape[0], model.latent_dim, dtype=torch.float64)
+        fast = tev.bernoulli_mlp_log_prob(layers, x, z)
+        assert torch.isfinite(fast).all()
+        torch.testing.assert_close(fast, model.decoder.log_prob(x, z), rtol=1e-12, atol=1e-8)
+
+
+def test_decoders_without_the_fast_path_fall_back_to_their_log_prob():
+    model, x = _model_and_data(decoder="autoregressive")
+    assert tev.bernoulli_mlp_layers(model.decoder) is None
+    eps = torch.randn(5, x.shape[0], model.latent_dim, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(tev.vae_log_weights(model, x, eps), model.log_weights(x, eps=eps),
+                                   rtol=0, atol=0)
+
+
+def test_float32_fast_path_agrees_with_the_models_log_weights_within_float32_rounding():
+    torch.manual_seed(1)
+    model = tvae.build_vae(784, "burda").eval()
+    x = (torch.rand(30, 784) < 0.2).float()
+    eps = torch.randn(40, 30, 50)
+    with torch.no_grad():
+        fast, own = tev.vae_log_weights(model, x, eps), model.log_weights(x, eps=eps)
+    # |log w| is about 550 nats, a sum of 784 + 50 terms: float32 rounding is about 1e-4 nats
+    assert float((fast - own).abs().max()) < 2e-3
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_give_the_same_estimate_bit_for_bit_and_restore_torch_threads(workers):
+    model, x = _model_and_data(B=13)
+    threads = torch.get_num_threads()
+    serial = tev.vae_log_likelihood(model, x, k=50, generator=torch.Generator().manual_seed(3), batch_size=4,
+                                    sample_batch_size=7)
+    parallel = tev.vae_log_likelihood(model, x, k=50, generator=torch.Generator().manual_seed(3),
+                                      batch_size=4, sample_batch_size=7, workers=workers)
+    torch.testing.assert_close(parallel, serial, rtol=0, atol=0)
+    assert torch.get_num_threads() == threads
+
+
+def test_workers_surface_errors_and_restore_torch_threads():
+    threads = torch.get_num_threads()
+
+    def broken(xb, e):
+        raise RuntimeError("boom in a worker")
+
+    with pytest.raises(RuntimeError, match="boom in a worker"):
+        tev.importance_log_likelihood(broken, torch.zeros(6, 3), 10, 2, generator=torch.Generator(),
+                                      batch_size=2, sample_batch_size=3, workers=2)
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="workers"):
+        tev.importance_log_likelihood(broken, torch.zeros(6, 3), 10, 2, workers=0)

@@ -69,3 +69,14 @@ def test_importing_the_torch_backend_applies_the_policy():
 def test_environment_variable_overrides_the_policy():
     torch_n, _ = _threads_after_import({threads.ENV_VAR: "3"})
     assert torch_n == 3
+
+
+def test_evaluation_workers_use_every_core_unless_the_user_chose(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 6)
+    assert threads.evaluation_workers(environ={}) == 6  # not the policy's 5: workers never wait
+    assert threads.evaluation_workers(3, environ={}) == 3
+    assert threads.evaluation_workers(environ={threads.ENV_VAR: "2"}) == 2
+    assert threads.evaluation_workers(environ={threads.ENV_VAR: "off"}) == 6
+    assert threads.evaluation_workers(environ={"OMP_NUM_THREADS": "4"}) == 4
+    with pytest.raises(ValueError, match="positive integer"):
+        threads.evaluation_workers("0", environ={})

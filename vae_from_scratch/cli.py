@@ -107,7 +107,9 @@ def _add_threads(parser):
     parser.add_argument("--threads", default=None, metavar="N",
                         help="CPU threads for torch and BLAS: a number, 'auto' (one fewer than the "
                              "cores, the default) or 'off' (the libraries' own default); "
-                             "also $VAE_FROM_SCRATCH_THREADS")
+                             "also $VAE_FROM_SCRATCH_THREADS. The test log-likelihood runs on that "
+                             "many worker threads if a number is given, else on every usable core "
+                             "(its workers never wait for each other)")
 
 
 def main(argv=None):
@@ -151,9 +153,18 @@ def _train(args, argv, training):
     print(json.dumps({"epochs": len(metrics["epochs"]), **{k: v for k, v in last.items() if k != "epoch"}}))
     if args.eval_k > 0:
         result = training.evaluate_run(args.out, k=args.eval_k, n=args.eval_n, device=args.device,
-                                       seed=args.seed, progress=not args.no_progress)
+                                       seed=args.seed, progress=not args.no_progress,
+                                       workers=evaluation_workers(args.threads))
         print(json.dumps(_summary(result)))
     return 0
+
+
+def evaluation_workers(threads):
+    """Threads of the importance-sampled evaluation (``--threads`` if given; see
+    :func:`vae_from_scratch.threads.evaluation_workers`)."""
+    from .threads import evaluation_workers as workers
+
+    return workers(threads)
 
 
 def _posterior_options(args):
@@ -184,7 +195,8 @@ def _warmup_fraction(value, epochs):
 def _evaluate(args, training):
     result = training.evaluate_run(args.out, k=args.eval_k, split=args.split, n=args.eval_n,
                                    device=args.device, seed=args.seed, batch_size=args.batch_size,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress,
+                                   workers=evaluation_workers(args.threads))
     print(json.dumps(_summary(result)))
     return 0
 

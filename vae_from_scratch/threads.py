@@ -69,6 +69,22 @@ def resolve_threads(n=None, environ=None):
     return default_threads()
 
 
+def evaluation_workers(n=None, environ=None):
+    """Threads for the importance-sampled evaluation (:func:`vae_from_scratch.torch.evaluation.importance_log_likelihood`):
+    the number the user chose (``n``, then ``VAE_FROM_SCRATCH_THREADS``, then ``OMP_NUM_THREADS``),
+    else **every usable core**. The policy above leaves a core free because torch's threads wait
+    for each other after every operation; the evaluation's workers never wait for each other (each
+    takes the next block), so a core lost to another process costs only that core's share."""
+    environ = os.environ if environ is None else environ
+    if n is not None or environ.get(ENV_VAR, "").strip():
+        chosen = resolve_threads(n, environ)
+        return usable_cores() if chosen is None else chosen
+    omp = environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) >= 1:
+        return int(omp)
+    return usable_cores()
+
+
 def configure_threads(n=None, torch=True):
     """Apply :func:`resolve_threads` to torch's intra-op pool (if ``torch``) and to the BLAS library
     (through threadpoolctl, installed with scikit-learn). Returns the number applied, or ``None``."""

@@ -516,7 +516,11 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
     would not do: the MNIST test split is sorted by digit class). Returns a dict (also merged into
     ``metrics.json`` under ``"evaluation"``): ``log_likelihood``
     (mean over the data points, nats), ``nll`` = its negative, ``elbo``, ``k``, ``n``, ``split``.
+    ``workers``: CPU threads of the estimator (default :func:`vae_from_scratch.threads.evaluation_workers`:
+    every usable core unless the user chose a number); the result does not depend on it.
     """
+    from ..threads import evaluation_workers
+
     out_dir = Path(out_dir)
     if not (out_dir / CHECKPOINT).is_file():
         raise FileNotFoundError(f"no checkpoint at {out_dir / CHECKPOINT}: train first with "
@@ -527,13 +531,14 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
     if n is not None and n < len(images):  # a fixed random subset: MNIST's test split is sorted by class
         images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:n])]
     x = to_device_tensor(images, device)
+    workers = evaluation_workers() if workers is None else int(workers)
     generator = torch.Generator(device=device).manual_seed(seed)
     t0 = time.perf_counter()
     bar = _progress_bar(progress, total=len(x), initial=0)
     log_px = []
     for lo in range(0, len(x), batch_size):
         log_px.append(vae_log_likelihood(model, x[lo:lo + batch_size], k=k, generator=generator,
-                                         batch_size=batch_size))
+                                         batch_size=batch_size, workers=workers))
         if bar:
             bar.update(min(batch_size, len(x) - lo))
     if bar:
@@ -543,7 +548,8 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
     usage = latent_usage(model, x)
     result = {"split": split, "n": len(x), "k": k, "log_likelihood": float(log_px.mean()),
               "nll": -float(log_px.mean()), "log_likelihood_sem": float(log_px.std() / math.sqrt(len(x))),
-              "elbo": float(elbo), **usage, "seconds": time.perf_counter() - t0, "device": str(device)}
+              "elbo": float(elbo), **usage, "seconds": time.perf_counter() - t0, "device": str(device),
+              "workers": workers}
     metrics_path = out_dir / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.setdefault("evaluation", {})[f"{split}_k{k}" + (f"_n{n}" if n is not None else "")] = result
