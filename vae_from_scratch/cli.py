@@ -6,6 +6,8 @@
     python -m vae_from_scratch train --out runs/vae --epochs 100 --resume      # continue a run
     python -m vae_from_scratch train --schedule burda --batch-size 20 --out runs/burda   # 3,280 epochs
     python -m vae_from_scratch evaluate --out runs/vae --eval-k 5000            # test log-likelihood
+    python -m vae_from_scratch evaluate --pretrained burda_vae --eval-n 1000    # a model that ships
+    python -m vae_from_scratch pretrained                                       # list those models
 
 ``train`` writes ``DIR/checkpoint.pt`` (atomically, after every epoch) and ``DIR/metrics.json``, and at
 the end estimates the test log-likelihood by importance sampling with ``--eval-k`` samples
@@ -85,7 +87,10 @@ def build_parser():
     _add_threads(t)
 
     e = sub.add_parser("evaluate", help="importance-sampled log-likelihood of a trained run")
-    e.add_argument("--out", required=True, help="run folder holding checkpoint.pt")
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--out", help="run folder holding checkpoint.pt (results merged into its metrics.json)")
+    which.add_argument("--pretrained", metavar="NAME",
+                       help="a model that ships with the package (see `python -m vae_from_scratch pretrained`)")
     e.add_argument("--eval-k", type=int, default=5000, help="importance samples per data point")
     e.add_argument("--split", choices=["train", "valid", "test"], default="test")
     e.add_argument("--eval-n", type=int, default=None, help="only a fixed random subset of N images of the split")
@@ -94,6 +99,8 @@ def build_parser():
     e.add_argument("--device", default=None)
     e.add_argument("--no-progress", action="store_true")
     _add_threads(e)
+
+    _add_threads(sub.add_parser("pretrained", help="list the pretrained models that ship with the package"))
     return parser
 
 
@@ -122,6 +129,8 @@ def main(argv=None):
         configure_threads(args.threads)
         if args.command == "train":
             return _train(args, argv, training)
+        if args.command == "pretrained":
+            return _list_pretrained()
         return _evaluate(args, training)
     except training.TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
@@ -193,11 +202,47 @@ def _warmup_fraction(value, epochs):
 
 
 def _evaluate(args, training):
+    if args.pretrained is not None:
+        return _evaluate_pretrained(args, training)
     result = training.evaluate_run(args.out, k=args.eval_k, split=args.split, n=args.eval_n,
                                    device=args.device, seed=args.seed, batch_size=args.batch_size,
                                    progress=not args.no_progress,
                                    workers=evaluation_workers(args.threads))
     print(json.dumps(_summary(result)))
+    return 0
+
+
+def _evaluate_pretrained(args, training):
+    from .torch.device import default_device
+    from .torch.pretrained import load_pretrained
+
+    device = args.device if args.device is not None else default_device()
+    model = load_pretrained(args.pretrained, device=device)
+    dataset = (model.pretrained_info.get("check") or {}).get("dataset", "mnist")
+    images = training.fixed_subset(training.load_dataset(dataset, args.split), args.eval_n)
+    result, _ = training.evaluate_model(model, images, k=args.eval_k, seed=args.seed,
+                                        batch_size=args.batch_size, progress=not args.no_progress,
+                                        workers=evaluation_workers(args.threads))
+    print(json.dumps(_summary({"pretrained": args.pretrained, "split": args.split, **result})))
+    return 0
+
+
+def _list_pretrained():
+    from .torch.pretrained import _index
+
+    index = _index()
+    if not index:
+        print("no pretrained models in this installation")
+    for name, entry in index.items():
+        print(f"{name}: {entry['description']}")
+        check = entry.get("check") or {}
+        if check:
+            print(f"    {entry.get('epochs')} epochs; test ELBO {check['elbo']:.2f} nats on {check['n']} "
+                  f"fixed test images (the check tests/test_pretrained.py repeats)")
+        if entry.get("command"):
+            print(f"    trained with: {entry['command']}")
+        if entry.get("results"):
+            print(f"    recorded results: {entry['results']}")
     return 0
 
 

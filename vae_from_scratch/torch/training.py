@@ -508,28 +508,30 @@ def _umask():
 # --- evaluation of a run ----------------------------------------------------------------------------
 
 
-def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, batch_size=100,
-                 progress=False, log=print):
-    """Importance-sampled log-likelihood (``k`` samples) of the checkpoint in ``out_dir`` on a split.
+def fixed_subset(images, n):
+    """A fixed random subset of ``n`` rows (the same for every run and model), in their original order;
+    all rows when ``n`` is None or not smaller. The first ``n`` would not do: MNIST's test split is
+    sorted by digit class."""
+    if n is None or n >= len(images):
+        return images
+    if n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n}")
+    return images[np.sort(np.random.default_rng(0).permutation(len(images))[:n])]
 
-    With ``n``, a fixed random subset of ``n`` images is used (the same for every run; the first ``n``
-    would not do: the MNIST test split is sorted by digit class). Returns a dict (also merged into
-    ``metrics.json`` under ``"evaluation"``): ``log_likelihood``
-    (mean over the data points, nats), ``nll`` = its negative, ``elbo``, ``k``, ``n``, ``split``.
+
+def evaluate_model(model, images, k=5000, seed=0, batch_size=100, workers=None, progress=False):
+    """Importance-sampled log-likelihood (``k`` samples per image) of ``model`` on binary ``images``
+    ``(N, D)``, on the model's device. Returns ``(result, log_px)``: a dict with ``log_likelihood``
+    (mean over the images, nats), ``log_likelihood_sem`` (its standard error over the images),
+    ``nll`` = minus the mean, ``elbo`` (one seeded sample per image), ``k``, ``n``, the KL and active
+    units where the posterior has them, ``seconds`` and ``workers``; and the per-image estimates
+    ``(N,)`` (for paired comparisons of two models on the same images).
     ``workers``: CPU threads of the estimator (default :func:`vae_from_scratch.threads.evaluation_workers`:
     every usable core unless the user chose a number); the result does not depend on it.
     """
     from ..threads import evaluation_workers
 
-    out_dir = Path(out_dir)
-    if not (out_dir / CHECKPOINT).is_file():
-        raise FileNotFoundError(f"no checkpoint at {out_dir / CHECKPOINT}: train first with "
-                                f"`python -m vae_from_scratch train --out {out_dir} ...`")
-    device = torch.device(device) if device is not None else default_device()
-    model, config, _ = load_model(out_dir / CHECKPOINT, device)
-    images = load_dataset(config.dataset, split)
-    if n is not None and n < len(images):  # a fixed random subset: MNIST's test split is sorted by class
-        images = images[np.sort(np.random.default_rng(0).permutation(len(images))[:n])]
+    device = next(model.parameters()).device
     x = to_device_tensor(images, device)
     workers = evaluation_workers() if workers is None else int(workers)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -546,10 +548,30 @@ def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, bat
     log_px = torch.cat(log_px)
     elbo = evaluate_elbo(model, x, seed=seed)
     usage = latent_usage(model, x)
-    result = {"split": split, "n": len(x), "k": k, "log_likelihood": float(log_px.mean()),
+    result = {"n": len(x), "k": k, "log_likelihood": float(log_px.mean()),
               "nll": -float(log_px.mean()), "log_likelihood_sem": float(log_px.std() / math.sqrt(len(x))),
               "elbo": float(elbo), **usage, "seconds": time.perf_counter() - t0, "device": str(device),
               "workers": workers}
+    return result, log_px
+
+
+def evaluate_run(out_dir, k=5000, split="test", n=None, device=None, seed=0, batch_size=100,
+                 progress=False, log=print, workers=None):
+    """Importance-sampled log-likelihood (``k`` samples) of the checkpoint in ``out_dir`` on a split
+    (:func:`evaluate_model`). With ``n``, a fixed random subset of ``n`` images is used
+    (:func:`fixed_subset`). Returns the result dict with ``split`` added, and merges it into
+    ``metrics.json`` under ``"evaluation"``.
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"no checkpoint at {out_dir / CHECKPOINT}: train first with "
+                                f"`python -m vae_from_scratch train --out {out_dir} ...`")
+    device = torch.device(device) if device is not None else default_device()
+    model, config, _ = load_model(out_dir / CHECKPOINT, device)
+    images = fixed_subset(load_dataset(config.dataset, split), n)
+    result, _ = evaluate_model(model, images, k=k, seed=seed, batch_size=batch_size, workers=workers,
+                               progress=progress)
+    result = {"split": split, **result}
     metrics_path = out_dir / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.setdefault("evaluation", {})[f"{split}_k{k}" + (f"_n{n}" if n is not None else "")] = result
