@@ -50,10 +50,10 @@ def stop_gradient(x):
 
 
 def per_sample_gradients(fun, phi, noise):
-    r"""Per-sample gradients :math:`\nabla_\phi\, \texttt{fun}(\phi, \texttt{noise}_s)` for every ``s``.
+    r"""Per-sample gradients :math:`\nabla_\phi\, \texttt{fun}(\phi, \texttt{noise}_l)` for every ``l``.
 
     ``fun(phis, noise)`` must return shape ``(S,)``, where ``phis`` stacks ``S`` copies of ``phi``
-    and entry ``s`` depends only on ``phis[s]`` and ``noise[s]``. Returns ``(S,) + phi.shape``.
+    and entry ``l`` depends only on ``phis[l]`` and ``noise[l]``. Returns ``(S,) + phi.shape``.
     """
     phi = np.asarray(getval(phi), dtype=float)
     noise = np.asarray(noise)
@@ -76,8 +76,8 @@ def reparam_gradient(f, sample, phi, eps):
     r"""Reparameterization gradient of :math:`\mathbb E_{q_\phi}[f(\mathbf z)]`, one estimate per noise
     draw (K&W eqs. 2.22-2.24):
 
-    .. math:: \hat{\mathbf g}_s = \nabla_\phi f\big(\mathbf g(\boldsymbol\epsilon_s, \phi)\big),
-              \qquad \boldsymbol\epsilon_s \sim p(\boldsymbol\epsilon).
+    .. math:: \hat{\mathbf g}_l = \nabla_\phi f\big(\mathbf g(\boldsymbol\epsilon_l, \phi)\big),
+              \qquad \boldsymbol\epsilon_l \sim p(\boldsymbol\epsilon).
 
     ``f(z)`` returns ``(S,)``; ``sample(phis, eps)`` returns ``z``; ``eps`` has shape ``(S, ...)``.
     """
@@ -88,8 +88,8 @@ def elbo_surrogate(log_joint, sample, log_q, phi, eps):
     r"""Single-sample ELBO estimates whose gradient is the standard ("total derivative")
     reparameterization gradient (K&W eqs. 2.27-2.29):
 
-    .. math:: \tilde{\mathcal L}_s = \log p(\mathbf x, \mathbf z_s) - \log q_\phi(\mathbf z_s),
-              \qquad \mathbf z_s = \mathbf g(\boldsymbol\epsilon_s, \phi).
+    .. math:: \tilde{\mathcal L}_l = \log p(\mathbf x, \mathbf z_l) - \log q_\phi(\mathbf z_l),
+              \qquad \mathbf z_l = \mathbf g(\boldsymbol\epsilon_l, \phi).
 
     ``log_joint(z)`` is :math:`\log p(\mathbf x, \mathbf z)` for the fixed data point; ``log_q(phi, z)``
     the variational log-density. Returns ``(S,)``.
@@ -101,8 +101,8 @@ def elbo_surrogate(log_joint, sample, log_q, phi, eps):
 def elbo_gradient(log_joint, sample, log_q, phi, eps):
     r"""Per-sample standard reparameterization gradients of the ELBO,
 
-    .. math:: \hat{\mathbf g}_s = \nabla_\phi \big[\log p(\mathbf x,\mathbf z) - \log q_\phi(\mathbf z)\big]
-              _{\mathbf z=\mathbf g(\boldsymbol\epsilon_s,\phi)}
+    .. math:: \hat{\mathbf g}_l = \nabla_\phi \big[\log p(\mathbf x,\mathbf z) - \log q_\phi(\mathbf z)\big]
+              _{\mathbf z=\mathbf g(\boldsymbol\epsilon_l,\phi)}
 
     (total derivative: path term plus score term). Returns ``(S,) + phi.shape``."""
     return per_sample_gradients(lambda p, e: elbo_surrogate(log_joint, sample, log_q, p, e), phi, eps)
@@ -112,11 +112,11 @@ def path_derivative_surrogate(log_joint, sample, log_q, phi, eps):
     r"""Single-sample ELBO estimates whose gradient is the path-derivative ("sticking the landing")
     estimator of Roeder et al. (2017):
 
-    .. math:: \tilde{\mathcal L}^{\mathrm{PD}}_s = \log p(\mathbf x, \mathbf z_s)
-              - \log q_{\bot(\phi)}(\mathbf z_s), \qquad \mathbf z_s = \mathbf g(\boldsymbol\epsilon_s, \phi),
+    .. math:: \tilde{\mathcal L}^{\mathrm{PD}}_l = \log p(\mathbf x, \mathbf z_l)
+              - \log q_{\bot(\phi)}(\mathbf z_l), \qquad \mathbf z_l = \mathbf g(\boldsymbol\epsilon_l, \phi),
 
     where :math:`\bot` stops the gradient: :math:`\phi` still reaches :math:`\log q` through the
-    sample :math:`\mathbf z_s` (the path), but not through the density's own parameters. Its
+    sample :math:`\mathbf z_l` (the path), but not through the density's own parameters. Its
     gradient drops the score term :math:`-\nabla_\phi \log q_\phi(\mathbf z)|_{\mathbf z\ \text{fixed}}`,
     whose expectation is zero, so it stays unbiased; its value equals :func:`elbo_surrogate`'s.
     """
@@ -127,9 +127,9 @@ def path_derivative_surrogate(log_joint, sample, log_q, phi, eps):
 def path_derivative_gradient(log_joint, sample, log_q, phi, eps):
     r"""Per-sample path-derivative gradients of the ELBO,
 
-    .. math:: \hat{\mathbf g}^{\mathrm{PD}}_s = \Big(\nabla_{\mathbf z}\big[\log p(\mathbf x,\mathbf z)
+    .. math:: \hat{\mathbf g}^{\mathrm{PD}}_l = \Big(\nabla_{\mathbf z}\big[\log p(\mathbf x,\mathbf z)
               - \log q_\phi(\mathbf z)\big]\Big)^{\!\top} \frac{\partial \mathbf z}{\partial \phi}
-              \Big|_{\mathbf z = \mathbf g(\boldsymbol\epsilon_s, \phi)},
+              \Big|_{\mathbf z = \mathbf g(\boldsymbol\epsilon_l, \phi)},
 
     which vanish identically when :math:`q_\phi(\mathbf z) = p(\mathbf z \mid \mathbf x)` because then
     :math:`\log p(\mathbf x,\mathbf z) - \log q_\phi(\mathbf z) = \log p(\mathbf x)` is constant in
@@ -140,7 +140,7 @@ def path_derivative_gradient(log_joint, sample, log_q, phi, eps):
 
 def score_function_surrogate(f_values, log_q_values, baseline=None):
     r"""Surrogate whose gradient is the score-function estimator:
-    :math:`\bot\big(f(\mathbf z_s) - b_s\big)\, \log q_\phi(\mathbf z_s)` (samples ``z`` carry no
+    :math:`\bot\big(f(\mathbf z_l) - b_l\big)\, \log q_\phi(\mathbf z_l)` (samples ``z`` carry no
     gradient). ``baseline``: ``None`` (no baseline), an array broadcastable to ``(S,)``, or
     ``"leave-one-out"`` (:func:`leave_one_out_baseline`)."""
     weights = _centered(stop_gradient(f_values), baseline)
@@ -151,10 +151,10 @@ def score_function_gradient(f, log_q, phi, z, baseline=None):
     r"""Per-sample score-function (likelihood-ratio, REINFORCE) gradients of
     :math:`\mathbb E_{q_\phi}[f(\mathbf z)]` (K&W eqs. 2.72-2.73; Williams 1992, Glynn 1990):
 
-    .. math:: \hat{\mathbf g}_s = \big(f(\mathbf z_s) - b_s\big)\, \nabla_\phi \log q_\phi(\mathbf z_s),
-              \qquad \mathbf z_s \sim q_\phi .
+    .. math:: \hat{\mathbf g}_l = \big(f(\mathbf z_l) - b_l\big)\, \nabla_\phi \log q_\phi(\mathbf z_l),
+              \qquad \mathbf z_l \sim q_\phi .
 
-    Unbiased for any baseline :math:`b_s` that does not depend on :math:`\mathbf z_s`, because
+    Unbiased for any baseline :math:`b_l` that does not depend on :math:`\mathbf z_l`, because
     :math:`\mathbb E_{q_\phi}[\nabla_\phi\log q_\phi(\mathbf z)] = \mathbf 0`. ``f(z)`` returns ``(S,)``
     (it is only *evaluated*: its value is a scalar weight, never differentiated); ``log_q(phis, z)``
     returns ``(S,)``; ``z`` has shape ``(S, ...)`` and is treated as a constant. ``baseline`` as in
@@ -178,9 +178,9 @@ def score_function_elbo_gradient(log_joint, log_q, phi, z, baseline=None):
 def leave_one_out_baseline(values):
     r"""For each sample, the mean of the *other* samples' values along axis 0:
 
-    .. math:: b_s = \frac{1}{S-1} \sum_{s' \neq s} f(\mathbf z_{s'}),
+    .. math:: b_l = \frac{1}{S-1} \sum_{l' \neq l} f(\mathbf z_{l'}),
 
-    independent of :math:`\mathbf z_s`, so the score-function estimator stays unbiased
+    independent of :math:`\mathbf z_l`, so the score-function estimator stays unbiased
     (Kool et al. 2019; the idea behind VIMCO, Mnih & Rezende 2016). Needs ``S >= 2``."""
     values = np.asarray(getval(values), dtype=float)
     if np.ndim(values) == 0 or np.shape(values)[0] < 2:

@@ -11,7 +11,7 @@ the ELBO (K&W eq. 2.10) is
     = \mathbb E_{q_\phi}\big[\log p_\theta(\mathbf x\mid\mathbf z)\big]
       - D_{KL}\big(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p_\theta(\mathbf z)\big),
 
-and its Monte Carlo estimator with :math:`S` samples :math:`\mathbf z^{(s)} \sim q_\phi` averages
+and its Monte Carlo estimator with :math:`S` samples :math:`\mathbf z^{(l)} \sim q_\phi` averages
 the bracket over the samples (K&W eqs. 2.27-2.29 are the case :math:`S = 1`). The second form replaces
 the sampled :math:`\log p_\theta(\mathbf z) - \log q_\phi` by its closed-form expectation, the KL
 (Kingma & Welling 2014, eq. 10), when one is available.
@@ -33,9 +33,9 @@ def elbo(log_px_given_z, log_pz, log_qz):
     r"""Monte Carlo ELBO from per-sample log-densities, averaged over the leading sample axis.
 
     .. math::
-        \hat{\mathcal L}(\mathbf x) = \frac1S \sum_{s=1}^S \Big(\log p_\theta(\mathbf x\mid\mathbf z^{(s)})
-        + \log p_\theta(\mathbf z^{(s)}) - \log q_\phi(\mathbf z^{(s)}\mid\mathbf x)\Big),
-        \qquad \mathbf z^{(s)} \sim q_\phi(\mathbf z\mid\mathbf x)
+        \hat{\mathcal L}(\mathbf x) = \frac1S \sum_{l=1}^S \Big(\log p_\theta(\mathbf x\mid\mathbf z^{(l)})
+        + \log p_\theta(\mathbf z^{(l)}) - \log q_\phi(\mathbf z^{(l)}\mid\mathbf x)\Big),
+        \qquad \mathbf z^{(l)} \sim q_\phi(\mathbf z\mid\mathbf x)
 
     (K&W eq. 2.10, estimated as in K&W eqs. 2.27-2.29). An unbiased estimate of the ELBO when the
     ``z`` were drawn from ``q``. The three arrays have shape ``(S, ...)`` (they broadcast); the result
@@ -47,7 +47,7 @@ def elbo(log_px_given_z, log_pz, log_qz):
 
 
 def elbo_analytic_kl(log_px_given_z, kl):
-    r"""ELBO with the KL term in closed form: :math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)})
+    r"""ELBO with the KL term in closed form: :math:`\frac1S\sum_l \log p_\theta(\mathbf x\mid\mathbf z^{(l)})
     - D_{KL}(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p_\theta(\mathbf z))`.
 
     (Kingma & Welling 2014, eq. 10; the second line of K&W eq. 2.10's expansion.)
@@ -64,17 +64,17 @@ def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, rng=None, num_samp
 
     The encoder is :math:`q_\phi(\mathbf z\mid\mathbf x) = \mathcal N(\boldsymbol\mu,
     \operatorname{diag}\boldsymbol\sigma^2)` (K&W eqs. 2.36-2.37) and each sample is
-    :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}` (K&W eq. 2.40).
+    :math:`\mathbf z^{(l)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(l)}` (K&W eq. 2.40).
     The prior is :math:`p(\mathbf z) = \mathcal N(\mathbf m_p, \operatorname{diag}\boldsymbol\sigma_p^2)`,
     the standard normal unless ``prior_mean`` / ``prior_log_std`` are given. With ``kl="analytic"``,
 
     .. math::
-        \hat{\mathcal L} = \frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)})
+        \hat{\mathcal L} = \frac1S\sum_l \log p_\theta(\mathbf x\mid\mathbf z^{(l)})
         - D_{KL}(q_\phi\,\|\,p),
 
     the KL from :func:`~vae_from_scratch.numpy.distributions.kl_normal_diag`; with ``kl="sampled"``
-    the KL is estimated by the same samples, :math:`\log q_\phi(\mathbf z^{(s)}\mid\mathbf x)
-    - \log p(\mathbf z^{(s)})` (K&W eq. 2.10 estimated as in K&W eqs. 2.27-2.29). Both are unbiased.
+    the KL is estimated by the same samples, :math:`\log q_\phi(\mathbf z^{(l)}\mid\mathbf x)
+    - \log p(\mathbf z^{(l)})` (K&W eq. 2.10 estimated as in K&W eqs. 2.27-2.29). Both are unbiased.
 
     Parameters
     ----------

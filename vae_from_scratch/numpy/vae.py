@@ -98,9 +98,9 @@ def elbo(params, x, eps, activation="tanh"):
 
     .. math::
         \tilde{\mathcal L}_{\theta,\phi}(\mathbf x)
-        = \frac1S \sum_{s=1}^S \log p_\theta(\mathbf x \mid \mathbf z^{(s)})
+        = \frac1S \sum_{l=1}^S \log p_\theta(\mathbf x \mid \mathbf z^{(l)})
           - D_{KL}\big(q_\phi(\mathbf z\mid\mathbf x)\,\|\,p(\mathbf z)\big),
-        \qquad \mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma \odot \boldsymbol\epsilon^{(s)}
+        \qquad \mathbf z^{(l)} = \boldsymbol\mu + \boldsymbol\sigma \odot \boldsymbol\epsilon^{(l)}
 
     (Kingma & Welling 2014, eq. 10; K&W eqs. 2.25-2.29 with the KL term computed exactly).
     ``x`` is binary ``(B, D)``; ``eps`` is ``(B, K)`` (one sample) or ``(S, B, K)``.
@@ -114,8 +114,8 @@ def elbo(params, x, eps, activation="tanh"):
 
 
 def log_weights(params, x, eps, activation="tanh"):
-    r"""Log importance weights :math:`\log p_\theta(\mathbf x, \mathbf z^{(s)}) - \log q_\phi(\mathbf z^{(s)}
-    \mid \mathbf x)` with :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`.
+    r"""Log importance weights :math:`\log p_\theta(\mathbf x, \mathbf z^{(l)}) - \log q_\phi(\mathbf z^{(l)}
+    \mid \mathbf x)` with :math:`\mathbf z^{(l)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(l)}`.
 
     ``eps`` is ``(S, B, K)``; returns ``(S, B)``. Their mean over ``S`` is the ELBO estimator of
     K&W eq. 2.29 (KL sampled); their log-mean-exp is the importance-sampled
@@ -130,7 +130,7 @@ def log_weights(params, x, eps, activation="tanh"):
 
 def iwae(params, x, eps, activation="tanh"):
     r"""Importance-sampled :math:`\log p_\theta(\mathbf x)` with the ``S`` samples of ``eps`` ``(S, B, K)``,
-    shape ``(B,)``: :math:`\operatorname{logmeanexp}_s\, w_s` over :func:`log_weights` (K&W eq. 2.57),
+    shape ``(B,)``: :math:`\operatorname{logmeanexp}_l\, w_l` over :func:`log_weights` (K&W eq. 2.57),
     whose expectation is the IWAE bound :math:`\mathcal L_S` (Burda et al. 2016, eq. 8)."""
     return logmeanexp(log_weights(params, x, eps, activation), axis=0)
 
@@ -326,8 +326,8 @@ def posterior_sample(kind, params, h, eps, forget_bias=1.0):
 
 
 def posterior_log_weights(kind, params, x, eps, activation="tanh", forget_bias=1.0):
-    r"""Log importance weights :math:`\log p(\mathbf z_s) + \log p_\theta(\mathbf x\mid\mathbf z_s)
-    - \log q_\phi(\mathbf z_s\mid\mathbf x)` ``(S, B)`` for ``eps`` ``(S, B, K)`` with the posterior
+    r"""Log importance weights :math:`\log p(\mathbf z_l) + \log p_\theta(\mathbf x\mid\mathbf z_l)
+    - \log q_\phi(\mathbf z_l\mid\mathbf x)` ``(S, B)`` for ``eps`` ``(S, B, K)`` with the posterior
     ``kind``; their log-mean-exp is the importance-sampled :math:`\log p_\theta(\mathbf x)`
     (K&W eq. 2.57; Burda et al. 2016, eq. 8). For ``"diagonal"`` it equals :func:`log_weights`."""
     z, log_q = posterior_sample(kind, params, features(params, x, activation), eps, forget_bias)
@@ -341,7 +341,7 @@ def posterior_elbo(kind, params, x, eps, activation="tanh", forget_bias=1.0):
     KL, in closed form for ``"diagonal"`` and ``"full"``
     (:func:`~vae_from_scratch.numpy.reparameterization.kl_normal_full_standard`), sampled for
     ``"iaf"``:
-    :math:`\frac1S\sum_s\log q(\mathbf z_s) - \log p(\mathbf z_s)` (no closed form; K&W eq. 2.29).
+    :math:`\frac1S\sum_l\log q(\mathbf z_l) - \log p(\mathbf z_l)` (no closed form; K&W eq. 2.29).
     The same terms as :meth:`vae_from_scratch.torch.vae.VAE.elbo_terms`."""
     from .reparameterization import kl_normal_full_standard
     h = features(params, x, activation)

@@ -33,8 +33,8 @@ def stop_gradient(x):
 
 
 def per_sample_gradients(fun, phi, noise):
-    r"""Per-sample gradients :math:`\nabla_\phi\,\texttt{fun}(\phi, \texttt{noise}_s)`, shape
-    ``(S,) + phi.shape``; ``fun(phis, noise)`` returns ``(S,)`` with entry ``s`` depending only on
+    r"""Per-sample gradients :math:`\nabla_\phi\,\texttt{fun}(\phi, \texttt{noise}_l)`, shape
+    ``(S,) + phi.shape``; ``fun(phis, noise)`` returns ``(S,)`` with entry ``l`` depending only on
     ``phis[s]`` and ``noise[s]`` (one backward pass for all samples)."""
     if not isinstance(phi, torch.Tensor) or not isinstance(noise, torch.Tensor):
         raise ValueError("phi and noise must be torch tensors")
@@ -52,13 +52,13 @@ def per_sample_gradients(fun, phi, noise):
 
 
 def reparam_gradient(f, sample, phi, eps):
-    r""":math:`\nabla_\phi f(\mathbf g(\boldsymbol\epsilon_s, \phi))` per sample (K&W eqs. 2.22-2.24)."""
+    r""":math:`\nabla_\phi f(\mathbf g(\boldsymbol\epsilon_l, \phi))` per sample (K&W eqs. 2.22-2.24)."""
     return per_sample_gradients(lambda p, e: f(sample(p, e)), phi, eps)
 
 
 def elbo_surrogate(log_joint, sample, log_q, phi, eps):
-    r""":math:`\log p(\mathbf x,\mathbf z_s) - \log q_\phi(\mathbf z_s)` with
-    :math:`\mathbf z_s=\mathbf g(\boldsymbol\epsilon_s,\phi)` (K&W eqs. 2.27-2.29); its gradient is the standard
+    r""":math:`\log p(\mathbf x,\mathbf z_l) - \log q_\phi(\mathbf z_l)` with
+    :math:`\mathbf z_l=\mathbf g(\boldsymbol\epsilon_l,\phi)` (K&W eqs. 2.27-2.29); its gradient is the standard
     reparameterization gradient."""
     z = sample(phi, eps)
     return log_joint(z) - log_q(phi, z)
@@ -70,7 +70,7 @@ def elbo_gradient(log_joint, sample, log_q, phi, eps):
 
 
 def path_derivative_surrogate(log_joint, sample, log_q, phi, eps):
-    r""":math:`\log p(\mathbf x,\mathbf z_s) - \log q_{\bot(\phi)}(\mathbf z_s)`: the same value as
+    r""":math:`\log p(\mathbf x,\mathbf z_l) - \log q_{\bot(\phi)}(\mathbf z_l)`: the same value as
     :func:`elbo_surrogate`, with the path-derivative ("sticking the landing") gradient of
     Roeder et al. (2017)."""
     z = sample(phi, eps)
@@ -84,13 +84,13 @@ def path_derivative_gradient(log_joint, sample, log_q, phi, eps):
 
 
 def score_function_surrogate(f_values, log_q_values, baseline=None):
-    r""":math:`\bot(f(\mathbf z_s) - b_s)\,\log q_\phi(\mathbf z_s)`; ``baseline`` is ``None``, a tensor
+    r""":math:`\bot(f(\mathbf z_l) - b_l)\,\log q_\phi(\mathbf z_l)`; ``baseline`` is ``None``, a tensor
     broadcastable to ``(S,)`` or ``"leave-one-out"``."""
     return _centered(f_values.detach(), baseline) * log_q_values
 
 
 def score_function_gradient(f, log_q, phi, z, baseline=None):
-    r"""Per-sample score-function gradients :math:`(f(\mathbf z_s)-b_s)\nabla_\phi\log q_\phi(\mathbf z_s)`
+    r"""Per-sample score-function gradients :math:`(f(\mathbf z_l)-b_l)\nabla_\phi\log q_\phi(\mathbf z_l)`
     (K&W eqs. 2.72-2.73); ``z`` is treated as a constant and ``f`` is only evaluated."""
     z = z.detach()
     with torch.no_grad():
@@ -106,7 +106,7 @@ def score_function_elbo_gradient(log_joint, log_q, phi, z, baseline=None):
 
 
 def leave_one_out_baseline(values):
-    r""":math:`b_s = \frac{1}{S-1}\sum_{s'\ne s} f(\mathbf z_{s'})` along axis 0 (no gradient)."""
+    r""":math:`b_l = \frac{1}{S-1}\sum_{l'\ne l} f(\mathbf z_{l'})` along axis 0 (no gradient)."""
     if values.dim() == 0 or values.shape[0] < 2:
         raise ValueError("leave_one_out_baseline needs at least 2 samples along axis 0")
     values = values.detach()

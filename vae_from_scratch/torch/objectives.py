@@ -18,15 +18,15 @@ KL_MODES = ("analytic", "sampled")
 
 
 def elbo(log_px_given_z, log_pz, log_qz):
-    r""":math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)}) + \log p_\theta(\mathbf z^{(s)})
-    - \log q_\phi(\mathbf z^{(s)}\mid\mathbf x)`: the Monte Carlo ELBO from per-sample terms of shape
+    r""":math:`\frac1S\sum_l \log p_\theta(\mathbf x\mid\mathbf z^{(l)}) + \log p_\theta(\mathbf z^{(l)})
+    - \log q_\phi(\mathbf z^{(l)}\mid\mathbf x)`: the Monte Carlo ELBO from per-sample terms of shape
     ``(S, ...)`` (broadcasting), averaged over the leading sample axis (K&W eq. 2.10)."""
     _check_samples(log_px_given_z=log_px_given_z, log_pz=log_pz, log_qz=log_qz)
     return (log_px_given_z + log_pz - log_qz).mean(0)
 
 
 def elbo_analytic_kl(log_px_given_z, kl):
-    r""":math:`\frac1S\sum_s \log p_\theta(\mathbf x\mid\mathbf z^{(s)}) - D_{KL}(q_\phi\,\|\,p_\theta(\mathbf z))`
+    r""":math:`\frac1S\sum_l \log p_\theta(\mathbf x\mid\mathbf z^{(l)}) - D_{KL}(q_\phi\,\|\,p_\theta(\mathbf z))`
     with the KL in closed form (Kingma & Welling 2014, eq. 10); ``log_px_given_z`` ``(S, ...)``,
     ``kl`` ``(...)``."""
     _check_samples(log_px_given_z=log_px_given_z)
@@ -38,13 +38,13 @@ def elbo_analytic_kl(log_px_given_z, kl):
 def elbo_normal_diag(log_likelihood, mean, log_std, eps=None, generator=None, num_samples=1,
                      kl="analytic", prior_mean=None, prior_log_std=None):
     r"""Monte Carlo ELBO of a diagonal-Gaussian encoder with reparameterized samples
-    :math:`\mathbf z^{(s)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(s)}`
+    :math:`\mathbf z^{(l)} = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon^{(l)}`
     (K&W eqs. 2.36-2.40), against the prior :math:`\mathcal N(\mathbf m_p,
     \operatorname{diag}\boldsymbol\sigma_p^2)` (standard normal by default).
 
-    ``kl="analytic"``: :math:`\frac1S\sum_s\log p_\theta(\mathbf x\mid\mathbf z^{(s)}) - D_{KL}(q\|p)`,
+    ``kl="analytic"``: :math:`\frac1S\sum_l\log p_\theta(\mathbf x\mid\mathbf z^{(l)}) - D_{KL}(q\|p)`,
     with :func:`~vae_from_scratch.torch.distributions.kl_normal_diag`; ``kl="sampled"``: the KL
-    estimated by the same samples, :math:`\log q(\mathbf z^{(s)}) - \log p(\mathbf z^{(s)})`.
+    estimated by the same samples, :math:`\log q(\mathbf z^{(l)}) - \log p(\mathbf z^{(l)})`.
 
     ``log_likelihood`` maps ``z`` of shape ``(S, ..., K)`` to :math:`\log p_\theta(\mathbf x\mid\mathbf z)`
     of shape ``(S, ...)``; ``mean`` and ``log_std`` are ``(..., K)``. Pass the noise ``eps``

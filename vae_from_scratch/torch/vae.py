@@ -239,7 +239,7 @@ class VAE(nn.Module):
         return terms["rec"] - terms["kl"]
 
     def log_weights(self, x, eps=None, k=1, generator=None):
-        r"""Log importance weights :math:`\log p_\theta(\mathbf x,\mathbf z_s) - \log q_\phi(\mathbf z_s\mid\mathbf x)`,
+        r"""Log importance weights :math:`\log p_\theta(\mathbf x,\mathbf z_l) - \log q_\phi(\mathbf z_l\mid\mathbf x)`,
         ``(S, B)``, for base noise ``eps`` ``(S, B, K)`` (or ``k`` samples drawn with ``generator``)."""
         x = x.to(self._dtype)
         params = self.posterior(self.features(x))

@@ -64,9 +64,9 @@ def _check_shape(g, shape):
     return g
 
 
-@EX1.test("per-sample values: (f(z_s) - b_s) times the score d log q(z_s) / d phi", points=2,
-          hint="For each sample s: weight w_s = f(z_s) - baseline_s (a number, no gradient), then the "
-               "gradient of w_s * log_q(phi, z_s) with respect to phi, z held fixed. Return all S of them.")
+@EX1.test("per-sample values: (f(z_l) - b_l) times the score d log q(z_l) / d phi", points=2,
+          hint="For each sample l: weight w_l = f(z_l) - baseline_l (a number, no gradient), then the "
+               "gradient of w_l * log_q(phi, z_l) with respect to phi, z held fixed. Return all S of them.")
 def _(f, rng):
     S = int(rng.integers(5, 9))
     K, phi, z, log_q = _gaussian_setting(rng, S)
@@ -78,8 +78,8 @@ def _(f, rng):
     assert_close(g, expected, rtol=RTOL, atol=ATOL, what="your per-sample gradients")
 
 
-@EX1.test("without a baseline (baseline=None) it is f(z_s) times the score", points=1,
-          hint="baseline=None means no baseline at all: weight f(z_s) itself.")
+@EX1.test("without a baseline (baseline=None) it is f(z_l) times the score", points=1,
+          hint="baseline=None means no baseline at all: weight f(z_l) itself.")
 def _(f, rng):
     S = int(rng.integers(5, 9))
     K, phi, z, log_q = _gaussian_setting(rng, S)
@@ -90,7 +90,7 @@ def _(f, rng):
 
 
 @EX1.test("is unbiased with a constant baseline (z-test against the exact gradient)", points=2,
-          hint="Any baseline that does not depend on z_s leaves the mean unchanged, because the score "
+          hint="Any baseline that does not depend on z_l leaves the mean unchanged, because the score "
                "has mean zero; check the sign of the baseline and that you use log q, not q.")
 def _(f, rng):
     n = 20000
@@ -151,7 +151,7 @@ EX2 = exercise("4.2", "The leave-one-out baseline", function="leave_one_out_base
                reference=estimators.leave_one_out_baseline)
 
 
-@EX2.test("b_s is the mean of the other samples' values (axis 0)", points=2,
+@EX2.test("b_l is the mean of the other samples' values (axis 0)", points=2,
           hint="Sum all values along axis 0, subtract the sample's own value, divide by the number of "
                "the others.")
 def _(f, rng):
@@ -162,8 +162,8 @@ def _(f, rng):
         assert_close(f(v), oracle, rtol=RTOL, atol=ATOL, what=f"your baseline for values of shape {shape}")
 
 
-@EX2.test("b_s does not depend on sample s's own value", points=1,
-          hint="A baseline that includes f(z_s) correlates with the score of z_s and biases the estimator.")
+@EX2.test("b_l does not depend on sample l's own value", points=1,
+          hint="A baseline that includes f(z_l) correlates with the score of z_l and biases the estimator.")
 def _(f, rng):
     S = int(rng.integers(3, 8))
     v = rng.normal(size=S)

@@ -164,8 +164,8 @@ EX2.forbidden = (vae.log_weights,)
 
 
 @EX2.test("matches the importance-sampling estimate at random parameters", points=2,
-          hint="log w_s = log p(x | z_s) + log p(z_s) - log q(z_s | x) with z_s = mean + exp(log_std) * eps_s; "
-               "the estimate is log((1/S) sum_s exp(log w_s)), one value per data point.")
+          hint="log w_l = log p(x | z_l) + log p(z_l) - log q(z_l | x) with z_l = mean + exp(log_std) * eps_l; "
+               "the estimate is log((1/k) sum_l exp(log w_l)), one value per data point.")
 def _(f, rng):
     params, x, B, D, K = _problem(rng)
     eps = rng.standard_normal((int(rng.integers(7, 9)), B, K))
