@@ -94,7 +94,8 @@ def test_python_dash_m_entry_point(tmp_path):
 @pytest.mark.parametrize("posterior", ["full", "iaf"])
 def test_flow_posteriors_from_the_command_line(tmp_path, capsys, posterior):
     out = tmp_path / posterior
-    flags = ["--flow-steps", "2", "--flow-hidden", "8"] if posterior == "iaf" else []
+    flags = (["--flow-steps", "2", "--flow-hidden", "8", "--forget-bias", "2",
+              "--flow-context-dim", "32"] if posterior == "iaf" else [])
     assert cli.main(["train", *SMALL, "--posterior", posterior, *flags, "--epochs", "1",
                      "--out", str(out), "--eval-k", "10"]) == 0
     trained, evaluated = _json_lines(capsys.readouterr().out)
@@ -102,7 +103,8 @@ def test_flow_posteriors_from_the_command_line(tmp_path, capsys, posterior):
     model = json.loads((out / "metrics.json").read_text())["model"]
     assert model["posterior"] == posterior
     if posterior == "iaf":
-        assert model["posterior_options"] == {"steps": 2, "flow_hidden": [8, 8]}
+        assert model["posterior_options"] == {"steps": 2, "flow_hidden": [8, 8],
+                                              "forget_bias": 2.0, "context_dim": 32}
     # the checkpoint rebuilds the same posterior
     loaded, _, _ = training.load_model(out / "checkpoint.pt")
     assert type(loaded.posterior).__name__ == {"full": "FullCovariancePosterior",
@@ -112,6 +114,9 @@ def test_flow_posteriors_from_the_command_line(tmp_path, capsys, posterior):
 def test_flow_flags_need_the_iaf_posterior(tmp_path, capsys):
     assert cli.main(["train", *SMALL, "--flow-steps", "2", "--epochs", "1", "--out",
                      str(tmp_path / "x"), "--eval-k", "0"]) == 2
+    assert "--posterior iaf" in capsys.readouterr().err
+    assert cli.main(["train", *SMALL, "--forget-bias", "2", "--epochs", "1", "--out",
+                     str(tmp_path / "y"), "--eval-k", "0"]) == 2
     assert "--posterior iaf" in capsys.readouterr().err
 
 

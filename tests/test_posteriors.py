@@ -65,7 +65,12 @@ def test_vae_with_the_posterior_elbo_and_log_weights(name):
     model = VAE(12, (10,), 3, posterior=name, posterior_options=options).double()
     x = (torch.rand(5, 12, generator=torch.Generator().manual_seed(0)) < 0.5).double()
     terms = model.elbo_terms(x, generator=torch.Generator().manual_seed(1))
-    assert terms["rec"].shape == terms["kl"].shape == (5,) and terms["kl_per_dim"] is None
+    assert terms["rec"].shape == terms["kl"].shape == (5,)
+    if name == "iaf":  # the sampled KL split over dimensions (free bits), summing to the KL
+        assert terms["kl_per_dim"].shape == (5, 3)
+        assert torch.allclose(terms["kl_per_dim"].sum(-1), terms["kl"], rtol=1e-12, atol=1e-12)
+    else:
+        assert terms["kl_per_dim"] is None
     assert model.log_weights(x, k=4).shape == (4, 5)
     assert torch.isfinite(model.iwae(x, k=4)).all()
     # the ELBO with eps given: rec - kl, where kl is closed form (full) or sampled (iaf)

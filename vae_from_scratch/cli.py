@@ -46,6 +46,12 @@ def build_parser():
                    help="--posterior iaf: number of IAF steps (default 2)")
     t.add_argument("--flow-hidden", type=int, default=None, metavar="H",
                    help="--posterior iaf: width of the two hidden layers of each step's MADE (default 320)")
+    t.add_argument("--forget-bias", type=float, default=None, metavar="B",
+                   help="--posterior iaf: the gate bias, sigma = sigmoid(s + B) (default 1; K&W "
+                        "section 3.4: about +1 or +2 starts each step near the identity)")
+    t.add_argument("--flow-context-dim", type=int, default=None, metavar="C",
+                   help="--posterior iaf: width of the context h the encoder trunk passes to every "
+                        "step (default: the latent dimension)")
     t.add_argument("--decoder", choices=sorted(DECODERS), default="bernoulli",
                    help="the decoder's distribution p(x|z): bernoulli (factorized pixels) or "
                         "autoregressive (each pixel also sees the pixels before it)")
@@ -183,10 +189,16 @@ def _posterior_options(args):
         options["steps"] = args.flow_steps
     if args.flow_hidden is not None:
         options["flow_hidden"] = [args.flow_hidden, args.flow_hidden]
+    if args.forget_bias is not None:
+        options["forget_bias"] = args.forget_bias
+    if args.flow_context_dim is not None:
+        options["context_dim"] = args.flow_context_dim
     if options and args.posterior != "iaf":
-        raise ValueError("--flow-steps and --flow-hidden need --posterior iaf")
-    if options.get("steps", 1) < 1 or min(options.get("flow_hidden", [1])) < 1:
-        raise ValueError("--flow-steps and --flow-hidden must be positive")
+        raise ValueError("--flow-steps, --flow-hidden, --forget-bias and --flow-context-dim need "
+                         "--posterior iaf")
+    if (options.get("steps", 1) < 1 or min(options.get("flow_hidden", [1])) < 1
+            or options.get("context_dim", 1) < 1):
+        raise ValueError("--flow-steps, --flow-hidden and --flow-context-dim must be positive")
     return options
 
 

@@ -45,9 +45,11 @@ __all__ = [
     "made_forward",
     "iaf_init",
     "iaf_step",
+    "iaf_step_dims",
     "iaf_step_affine",
     "iaf_inverse",
     "iaf_flow",
+    "iaf_flow_dims",
     "householder_step",
     "reverse_step",
     "log_sigmoid",
@@ -276,13 +278,19 @@ def iaf_step(params, masks, z, context=None, forget_bias=1.0):
     finite for any ``s``. Because :math:`m_i, s_i` depend only on earlier variables, the Jacobian is
     lower triangular (in the MADE ordering) with diagonal :math:`\boldsymbol\sigma`.
     """
+    z_new, log_sigma = iaf_step_dims(params, masks, z, context, forget_bias)
+    return z_new, np.sum(log_sigma, axis=-1)
+
+
+def iaf_step_dims(params, masks, z, context=None, forget_bias=1.0):
+    r""":func:`iaf_step` with the log-determinant left split over the variables: ``(z_new,
+    log_sigma)``, :math:`\log\sigma_i` of shape ``(..., K)`` (the Jacobian's diagonal)."""
     K = np.shape(z)[-1]
     out = made_forward(params, masks, z, context)
     m, s = out[..., :K], out[..., K:]
     gate = s + forget_bias
     sigma = _sigmoid(gate)
-    z_new = sigma * z + (1.0 - sigma) * m
-    return z_new, np.sum(log_sigmoid(gate), axis=-1)
+    return sigma * z + (1.0 - sigma) * m, log_sigmoid(gate)
 
 
 def iaf_step_affine(params, masks, z, context=None):
@@ -352,13 +360,24 @@ def iaf_flow(steps, z, context=None, forget_bias=1.0):
     r"""``T`` gated IAF steps (:func:`iaf_step`), the variable order reversed between consecutive steps
     (K&W eq. 3.26-3.32 and section 3.4). ``steps`` is a list of ``(params, masks)`` from
     :func:`iaf_init`. Returns ``(z_T, sum_t log_det_t)``."""
-    total = np.zeros(np.shape(z)[:-1])
+    z, log_det_dims = iaf_flow_dims(steps, z, context, forget_bias)
+    return z, np.sum(log_det_dims, axis=-1)
+
+
+def iaf_flow_dims(steps, z, context=None, forget_bias=1.0, carry=None):
+    r""":func:`iaf_flow` with the log-determinant split over the coordinates of :math:`\mathbf z_T`:
+    ``(z_T, log_det_dims)``, ``(..., K)``; each step's :math:`\log\sigma_{t,i}` is credited to the
+    coordinate variable :math:`i` ends up in (the running split is reversed with the order). With
+    ``carry`` (a per-variable quantity of :math:`\mathbf z_0`, ``(..., K)``) returns ``(z_T,
+    log_det_dims, carry moved to the coordinates of z_T)``."""
+    total = np.zeros(np.shape(z))
     for t, (params, masks) in enumerate(steps):
         if t > 0:
-            z = reverse_step(z)[0]
-        z, log_det = iaf_step(params, masks, z, context, forget_bias)
-        total = total + log_det
-    return z, total
+            z, total = z[..., ::-1], total[..., ::-1]
+            carry = None if carry is None else carry[..., ::-1]
+        z, log_sigma = iaf_step_dims(params, masks, z, context, forget_bias)
+        total = total + log_sigma
+    return (z, total) if carry is None else (z, total, carry)
 
 
 def flow_log_q(log_q0, log_dets):

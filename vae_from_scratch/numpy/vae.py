@@ -25,7 +25,7 @@ import autograd.numpy as np
 from autograd import value_and_grad
 from autograd.misc import flatten
 
-from .distributions import (bernoulli_log_likelihood, kl_normal_standard, log_normal_diag,
+from .distributions import (LOG_2PI, bernoulli_log_likelihood, kl_normal_standard, log_normal_diag,
                             log_standard_normal, sample_normal_diag)
 from .evaluation import logmeanexp
 
@@ -307,8 +307,7 @@ def posterior_sample(kind, params, h, eps, forget_bias=1.0):
       :math:`\log q(\mathbf z_T) = \log q(\mathbf z_0) - \sum_t\sum_i \log\sigma_{t,i}`
       (K&W eq. 3.29).
     """
-    from .flows import iaf_flow, made_degrees, made_masks
-    from .reparameterization import rsample_normal_diag, rsample_normal_full
+    from .reparameterization import rsample_normal_full
     dist = posterior_params(kind, params, h)
     if kind == "diagonal":
         mean, log_std = dist
@@ -316,13 +315,62 @@ def posterior_sample(kind, params, h, eps, forget_bias=1.0):
         return z, log_normal_diag(z, mean, log_std)
     if kind == "full":
         return rsample_normal_full(dist[0], dist[1], eps, validate=False)
-    mean, log_std, context = dist
-    z0, log_q0 = rsample_normal_diag(mean, log_std, eps, validate=False)
-    K = np.shape(mean)[-1]
-    steps = [(made, made_masks(made_degrees(K, [np.shape(W)[1] for W in made["W"][:-1]]), 2))
-             for made in params["flow"]]
-    z, log_det = iaf_flow(steps, z0, context, forget_bias)
-    return z, log_q0 - log_det
+    z, log_q_dims = posterior_sample_dims(kind, params, h, eps, forget_bias)
+    return z, np.sum(log_q_dims, axis=-1)
+
+
+def _flow_steps(params, K):
+    from .flows import made_degrees, made_masks
+    return [(made, made_masks(made_degrees(K, [np.shape(W)[1] for W in made["W"][:-1]]), 2))
+            for made in params["flow"]]
+
+
+def posterior_sample_dims(kind, params, h, eps, forget_bias=1.0):
+    r""":func:`posterior_sample` with :math:`\log q_\phi(\mathbf z\mid\mathbf x)` split over the
+    latent coordinates, ``(..., B, K)``, for the posteriors whose log-density is such a sum
+    (``"diagonal"``, ``"iaf"``; Kingma et al. 2016, appendix C). For ``"iaf"``
+
+    .. math::
+        \log q(\mathbf z_T\mid\mathbf x) = \sum_i\Big[\log\mathcal N(\epsilon_i; 0, 1)
+        - \log\sigma_{0,i} - \sum_t\log\sigma_{t,i}\Big],
+
+    each term credited to the coordinate of :math:`\mathbf z_T` its variable ends up in after the
+    order reversals (:func:`~vae_from_scratch.numpy.flows.iaf_flow_dims`)."""
+    from .flows import iaf_flow_dims
+    if kind == "full":
+        raise ValueError("the full-covariance log-density does not split over dimensions")
+    dist = posterior_params(kind, params, h)
+    mean, log_std = dist[0], dist[1]
+    z0 = mean + np.exp(log_std) * eps
+    log_q0_dims = -0.5 * (eps ** 2 + LOG_2PI) - log_std
+    if kind == "diagonal":
+        return z0, log_q0_dims
+    z, log_det_dims, log_q0_dims = iaf_flow_dims(_flow_steps(params, np.shape(mean)[-1]), z0,
+                                                 dist[2], forget_bias, carry=log_q0_dims)
+    return z, log_q0_dims - log_det_dims
+
+
+def sampled_kl_per_dim(z, log_q_dims):
+    r"""One-sample KL estimate per latent dimension, :math:`\log q_i - \log\mathcal N(z_i; 0, 1)`
+    ``(..., K)``, for a log-density split ``log_q_dims`` (:func:`posterior_sample_dims`); it sums to
+    :math:`\log q(\mathbf z) - \log p(\mathbf z)`. Free bits clamp its minibatch mean per dimension
+    or group (:func:`~vae_from_scratch.numpy.collapse.free_bits_kl`)."""
+    return log_q_dims + 0.5 * (z ** 2 + LOG_2PI)
+
+
+def posterior_kl_per_dim(kind, params, x, eps, activation="tanh", forget_bias=1.0):
+    r"""The KL term of :func:`posterior_elbo` per latent dimension ``(B, K)``, the input of free
+    bits: closed form for ``"diagonal"``
+    (:func:`~vae_from_scratch.numpy.collapse.kl_per_dim`), for ``"iaf"`` the sampled
+    :func:`sampled_kl_per_dim` averaged over the samples of ``eps``; ``"full"`` has none (its KL
+    is not a sum over dimensions). Mirrors ``elbo_terms(...)["kl_per_dim"]`` of the PyTorch VAE."""
+    from .collapse import kl_per_dim
+    h = features(params, x, activation)
+    if kind == "diagonal":
+        return kl_per_dim(*posterior_params(kind, params, h))
+    z, log_q_dims = posterior_sample_dims(kind, params, h, eps, forget_bias)
+    kl_dims = sampled_kl_per_dim(z, log_q_dims)
+    return np.mean(kl_dims, axis=0) if np.ndim(eps) == 3 else kl_dims
 
 
 def posterior_log_weights(kind, params, x, eps, activation="tanh", forget_bias=1.0):

@@ -154,12 +154,19 @@ class IAFStep(nn.Module):
         self.made = MADE(K, hidden, 2, context_dim, order=order, rng=rng)
 
     def forward(self, z, context=None):
+        z_new, log_det_dims = self.forward_dims(z, context)
+        return z_new, log_det_dims.sum(-1)
+
+    def forward_dims(self, z, context=None):
+        r"""``(z_new, log_det_dims)``: the log-determinant split over the variables, ``(..., K)``,
+        :math:`\log\sigma_i` (gated) or :math:`s_i` (affine); the Jacobian is triangular, so its
+        log-determinant is the sum of these diagonal terms."""
         m, s = self.made(z, context).chunk(2, dim=-1)
         if not self.gated:
-            return m + torch.exp(s) * z, s.sum(-1)
+            return m + torch.exp(s) * z, s
         gate = s + self.forget_bias
         sigma = torch.sigmoid(gate)
-        return sigma * z + (1.0 - sigma) * m, F.logsigmoid(gate).sum(-1)
+        return sigma * z + (1.0 - sigma) * m, F.logsigmoid(gate)
 
     def load_numpy_params(self, params):
         self.made.load_numpy_params(params)
@@ -211,8 +218,27 @@ class IAFFlow(nn.Module):
         self.steps = nn.ModuleList(steps)
 
     def forward(self, z, context=None):
-        total = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+        z, log_det_dims = self.forward_dims(z, context)
+        return z, log_det_dims.sum(-1)
+
+    def forward_dims(self, z, context=None):
+        r"""``(z_T, log_det_dims)`` with the log-determinant split over the coordinates of
+        :math:`\mathbf z_T`, ``(..., K)``: each step's :math:`\log\sigma_{t,i}` is credited to the
+        coordinate that variable :math:`i` ends up in (the running split is reversed with the order).
+        Summed over the last axis it is :meth:`forward`'s log-determinant."""
+        total = torch.zeros_like(z)
         for step in self.steps:
-            z, log_det = step(z, context)
-            total = total + log_det
+            if isinstance(step, Reverse):
+                z, total = z.flip(-1), total.flip(-1)
+                continue
+            z, log_det_dims = step.forward_dims(z, context)
+            total = total + log_det_dims
         return z, total
+
+    def carry(self, v):
+        r"""A per-variable quantity ``v`` ``(..., K)`` of :math:`\mathbf z_0` moved to the coordinates
+        of :math:`\mathbf z_T` (the flow's order reversals applied to it)."""
+        for step in self.steps:
+            if isinstance(step, Reverse):
+                v = v.flip(-1)
+        return v

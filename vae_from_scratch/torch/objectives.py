@@ -143,7 +143,8 @@ class ELBOObjective:
             kl_term = terms["kl"].mean()
         else:
             if terms["kl_per_dim"] is None:
-                raise ValueError("free bits need a posterior with a closed-form KL per dimension")
+                raise ValueError("free bits need a posterior whose KL is a sum over dimensions "
+                                 "(diagonal or iaf; the full-covariance KL does not split)")
             kl_term = free_bits_kl(terms["kl_per_dim"], self.free_bits, self.free_bits_groups)
         surrogate = terms["rec"].mean() - warmup_beta(progress, self.kl_warmup) * kl_term
         return surrogate, bound.detach()

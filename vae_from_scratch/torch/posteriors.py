@@ -26,12 +26,11 @@ The two families here:
 import torch
 from torch import nn
 
-from .distributions import log_standard_normal
+from .distributions import LOG_2PI, log_standard_normal
 from .flows import IAFFlow
-from .reparameterization import (full_covariance_factor, kl_normal_full_standard, rsample_normal_diag,
-                                 rsample_normal_full)
+from .reparameterization import full_covariance_factor, kl_normal_full_standard, rsample_normal_full
 
-__all__ = ["FullCovariancePosterior", "IAFPosterior", "sampled_kl"]
+__all__ = ["FullCovariancePosterior", "IAFPosterior", "sampled_kl", "sampled_kl_per_dim"]
 
 
 def _noise(like, sample_shape, eps, generator):
@@ -48,6 +47,8 @@ class FullCovariancePosterior(nn.Module):
     ``h -> (mean, log_std, K(K-1)/2 strictly-lower entries of L')``, the factor from
     :func:`~vae_from_scratch.torch.reparameterization.full_covariance_factor` (K&W eq. 2.53-2.55),
     the closed-form KL :func:`~vae_from_scratch.torch.reparameterization.kl_normal_full_standard`."""
+
+    kl_splits_over_dims = False  # a correlated Gaussian's KL is not a sum over dimensions: no free bits
 
     def __init__(self, in_features, latent_dim):
         super().__init__()
@@ -95,7 +96,9 @@ class IAFPosterior(nn.Module):
     :math:`\mathbf z_0 = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon`, then ``steps`` gated
     IAF steps (MADE with hidden widths ``flow_hidden`` and the context as extra input, forget bias
     ``forget_bias``), the order reversed between steps. ``kl_to_prior`` and ``mean`` are ``None``:
-    no closed form."""
+    no closed form; free bits use the sampled KL split over dimensions (:meth:`sample_dims`)."""
+
+    kl_splits_over_dims = True
 
     def __init__(self, in_features, latent_dim, steps=2, flow_hidden=(320, 320), context_dim=None,
                  forget_bias=1.0):
@@ -118,11 +121,26 @@ class IAFPosterior(nn.Module):
     def sample(self, params, sample_shape=(), eps=None, generator=None):
         r""":math:`\mathbf z_0 = \boldsymbol\mu + \boldsymbol\sigma\odot\boldsymbol\epsilon`, then the
         flow; :math:`\log q(\mathbf z_T) = \log q(\mathbf z_0) - \sum_t \log|\det|` (K&W eq. 3.29)."""
+        z, log_q_dims = self.sample_dims(params, sample_shape, eps, generator)
+        return z, log_q_dims.sum(-1)
+
+    def sample_dims(self, params, sample_shape=(), eps=None, generator=None):
+        r"""Like :meth:`sample`, with :math:`\log q(\mathbf z_T\mid\mathbf x)` split over the
+        coordinates of :math:`\mathbf z_T`, ``(*S, B, K)`` (for free bits; Kingma et al. 2016,
+        appendix C):
+
+        .. math::
+            \log q(\mathbf z_T\mid\mathbf x) = \sum_i\Big[\log\mathcal N(\epsilon_i; 0, 1)
+            - \log\sigma_{0,i} - \sum_t\log\sigma_{t,i}\Big],
+
+        each term credited to the coordinate its variable ends up in after the order reversals
+        (:meth:`~vae_from_scratch.torch.flows.IAFFlow.forward_dims`)."""
         mean, log_std, context = params
         eps = _noise(mean, sample_shape, eps, generator)
-        z0, log_q0 = rsample_normal_diag(mean, log_std, eps=eps, validate=False)
-        z, log_det = self.flow(z0, context.expand(z0.shape[:-1] + context.shape[-1:]))
-        return z, log_q0 - log_det
+        z0 = mean + torch.exp(log_std) * eps
+        log_q0_dims = -0.5 * (eps * eps + LOG_2PI) - log_std
+        z, log_det_dims = self.flow.forward_dims(z0, context.expand(z0.shape[:-1] + context.shape[-1:]))
+        return z, self.flow.carry(log_q0_dims) - log_det_dims
 
     def kl_to_prior(self, params):
         return None
@@ -132,6 +150,14 @@ class IAFPosterior(nn.Module):
 
     def mean(self, params):
         return None
+
+
+def sampled_kl_per_dim(z, log_q_dims):
+    r"""One-sample KL estimate split over the latent dimensions, ``(..., K)``:
+    :math:`\log q_i - \log\mathcal N(z_i; 0, 1)` for a log-density split ``log_q_dims`` that sums
+    to :math:`\log q(\mathbf z)` (:meth:`IAFPosterior.sample_dims`). It sums to :func:`sampled_kl`;
+    free bits clamp its minibatch mean per dimension or group (Kingma et al. 2016, appendix C)."""
+    return log_q_dims + 0.5 * (z * z + LOG_2PI)
 
 
 def sampled_kl(z, log_q):

@@ -110,6 +110,9 @@ class TrainConfig:
         if self.objective == "elbo" and self.k != 1:
             raise ValueError("k > 1 needs --objective iwae (the ELBO here uses one sample)")
         make_objective(self)  # checks kl_warmup, free_bits and free_bits_groups
+        if self.free_bits is not None and not POSTERIORS[self.posterior].kl_splits_over_dims:
+            raise ValueError(f"free bits need a posterior whose KL is a sum over dimensions; the "
+                             f"{self.posterior!r} posterior's is not (use diagonal or iaf)")
         return self
 
     def model_spec(self):

@@ -64,8 +64,12 @@ class DiagonalGaussianPosterior(nn.Module):
       draw ``(*S, B, K)`` (``eps``: the standard-normal base noise) and its log-density ``(*S, B)``;
     * ``kl_to_prior(params)``: closed-form :math:`D_{KL}(q\|\mathcal N(0, I))` ``(B,)``, or None;
     * ``kl_per_dim(params)``: the same per latent dimension ``(B, K)``, or None;
-    * ``mean(params)``: the posterior mean ``(B, K)``, or None where it has no closed form.
+    * ``mean(params)``: the posterior mean ``(B, K)``, or None where it has no closed form;
+    * ``kl_splits_over_dims``: whether the KL is a sum over latent dimensions (free bits need it); a
+      posterior without a closed form that splits provides ``sample_dims`` (``log_q`` per dimension).
     """
+
+    kl_splits_over_dims = True
 
     def __init__(self, in_features, latent_dim):
         super().__init__()
@@ -219,18 +223,27 @@ class VAE(nn.Module):
         the samples in ``eps`` (``(B, K)`` or ``(S, B, K)``; one sample drawn with ``generator`` if
         None), ``kl`` :math:`D_{KL}(q\|p(\mathbf z))` in closed form when the posterior has one, else
         estimated from the same samples as :math:`\log q(\mathbf z) - \log p(\mathbf z)`, and
-        ``kl_per_dim`` ``(B, K)`` (closed form) or None. Returns a dict of ``(B,)`` tensors."""
+        ``kl_per_dim`` ``(B, K)``: closed form, or for a posterior with ``sample_dims`` (IAF) the
+        sampled estimate split over dimensions
+        (:func:`~vae_from_scratch.torch.posteriors.sampled_kl_per_dim`, summing to ``kl``), else None.
+        Returns a dict of ``(B,)`` tensors (``kl_per_dim`` ``(B, K)``)."""
         x = x.to(self._dtype)
         params = self.posterior(self.features(x))
-        z, log_q = self.posterior.sample(params, eps=eps, generator=generator)
+        kl, kl_dims = self.posterior.kl_to_prior(params), self.posterior.kl_per_dim(params)
+        if kl is None and hasattr(self.posterior, "sample_dims"):
+            z, log_q_dims = self.posterior.sample_dims(params, eps=eps, generator=generator)
+            kl_dims = sampled_kl_per_dim(z, log_q_dims)
+            kl_dims = kl_dims.mean(0) if kl_dims.dim() == 3 else kl_dims
+            kl = kl_dims.sum(-1)
+        else:
+            z, log_q = self.posterior.sample(params, eps=eps, generator=generator)
+            if kl is None:
+                kl = log_q - log_standard_normal(z)
+                kl = kl.mean(0) if kl.dim() == 2 else kl
         rec = self.decoder.log_prob(x, z)
-        kl = self.posterior.kl_to_prior(params)
-        if kl is None:
-            kl = log_q - log_standard_normal(z)
-            kl = kl.mean(0) if kl.dim() == 2 else kl
         if rec.dim() == 2:
             rec = rec.mean(0)
-        return {"rec": rec, "kl": kl, "kl_per_dim": self.posterior.kl_per_dim(params)}
+        return {"rec": rec, "kl": kl, "kl_per_dim": kl_dims}
 
     def elbo(self, x, eps=None, generator=None):
         r"""Per-datapoint ELBO estimate, ``(B,)``: ``rec - kl`` of :meth:`elbo_terms`
@@ -360,7 +373,7 @@ def build_vae(data_dim, arch="burda", hidden=None, latent_dim=None, activation=N
 
 # Chapter 7's posteriors (full covariance, IAF) register themselves here; imported last because
 # they are defined in their own module, which does not import this one.
-from .posteriors import FullCovariancePosterior, IAFPosterior  # noqa: E402
+from .posteriors import FullCovariancePosterior, IAFPosterior, sampled_kl_per_dim  # noqa: E402
 
 POSTERIORS["full"] = FullCovariancePosterior
 POSTERIORS["iaf"] = IAFPosterior
