@@ -99,7 +99,8 @@ def main():
     else:
         print(f"{done} of {training.BURDA_EPOCHS} epochs done ({record['training_hours']} hours of training); "
               f"validation ELBO {epochs[-1]['valid_elbo']:.2f}; not evaluated (schedule incomplete)")
-    Path(args.record).write_text(dumps(record))
+    text = dumps(record).encode()
+    training._atomic_write(Path(args.record), lambda f: f.write(text))  # never a half-written record
 
 
 def dumps(record):
