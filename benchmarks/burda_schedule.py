@@ -74,12 +74,14 @@ def main():
     epochs = metrics["epochs"]
     config = metrics["config"]
     done = len(epochs)
+    # a resumed run records the resuming command; the run is the one without --resume
+    first_command = (config["extra"].get("command") or "").replace(" --resume", "")
     record = {
         "description": "Burda et al.'s VAE (784-200-200-50 tanh, diagonal Gaussian, Bernoulli decoder) trained "
                        "on the ELBO with their schedule: lr 1e-3 * 10^(-i/7) for 3^i epochs, i = 0..7, "
                        "batch 20, Adam eps 1e-4",
-        "train_command": config["extra"].get("command"),
-        "resume_command": (config["extra"].get("command") or "") + " --resume",
+        "train_command": first_command,
+        "resume_command": first_command + " --resume",
         "record_command": "python benchmarks/burda_schedule.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "epochs_done": done, "epochs_total": training.BURDA_EPOCHS,
         "complete": done >= training.BURDA_EPOCHS,

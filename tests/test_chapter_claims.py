@@ -179,3 +179,28 @@ def test_amortization_gap_claim_is_a_paired_test_that_agrees_with_the_prose(ch5)
     claims = [m for m in markdown(ch5) if "amortization gap is the larger one" in m]
     assert claims, "the chapter no longer states which gap is larger: update this test"
     assert larger, "the prose says the amortization gap is the larger one, the printed test does not"
+
+
+def test_burda_schedule_result_is_printed_as_recorded(ch5):
+    """Chapter 5 shows the Burda-schedule run's record: epochs done, and once evaluated the test NLL
+    on all 10,000 images with k = 5000, its standard error and the difference to 88.71."""
+    record = json.loads((ROOT / "book" / "results" / "ch05_burda_schedule.json").read_text())
+    text = outputs(ch5)
+    assert f"{record['epochs_done']:,} of {record['epochs_total']:,} epochs" in text
+    final = record.get("evaluation")
+    if record["complete"]:
+        assert final is not None, "the schedule is complete but the record holds no evaluation"
+    if final is None:
+        assert "not evaluated yet" in text
+        return
+    assert (final["k"], final["n"], final["published_nll"]) == (5000, 10000, 88.71)
+    nll, se = map(float, printed(ch5, rf"test NLL {NUMBER} \+- {NUMBER} nats \(k = 5,000"))
+    assert nll == pytest.approx(final["test_nll"], abs=0.006)
+    assert se == pytest.approx(final["test_nll_se"], abs=0.006) and 0 < se < 1
+    diff, diff_se = map(float, printed(ch5, rf"ours minus theirs \+?{NUMBER} \+- {NUMBER}"))
+    assert diff == pytest.approx(final["test_nll"] - 88.71, abs=0.011)
+    assert diff_se == pytest.approx(se, abs=0.006)
+    prose = "".join(m for m in markdown(ch5) if "88.71" in m and "ours" in m.lower())
+    assert f"{final['test_nll']:.2f}" in prose, "the prose does not quote the recorded test NLL"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{final['test_nll']:.2f}" in readme, "README's quality line does not show the recorded NLL"
